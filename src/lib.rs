@@ -1,14 +1,36 @@
 //! driftwarden watches machine-learning models in production: it consumes
-//! their prediction events, keeps a sliding window per feature, tests each
-//! window against a baseline snapshot, and raises alerts and retraining
-//! triggers when a model drifts.
+//! their prediction events from Kafka, keeps a sliding window per feature,
+//! tests each window against a baseline snapshot (Kolmogorov–Smirnov for
+//! numeric features, chi-square and PSI for categorical ones), and when a
+//! model drifts it alerts people (webhook, Slack, email) and publishes a
+//! retraining trigger.
 //!
 //! # Crate map
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`stats`] | the statistics core: KS (exact, as scipy), sliding-window KS, chi-square, PSI, proportions, calibration |
+//! | [`stats`] | the statistics core: KS exactly as scipy, sliding-window KS, chi-square, PSI, proportions, calibration |
+//! | [`baseline`] | baseline snapshots: the reference distributions of one model, content-addressed |
+//! | [`event`] | prediction events: decoding straight into a model's feature layout, validation errors by reason |
+//! | [`monitor`] | the deterministic core: per-model checks, thresholds, alert lifecycle, notifications, retraining triggers |
+//! | [`alert`] | notifications and their delivery: webhook (Alertmanager shape), Slack, email; queues and retries |
+//! | [`config`] | layered configuration (defaults, file, environment, flags) validated into a typed `Config` |
+//! | [`service`] | the shell: Kafka consumer and producer, the ingestion loop, ordered shutdown |
+//! | [`api`] | the HTTP API: health, readiness, Prometheus metrics, model status |
+//! | [`telemetry`] | logging set-up and the metrics registry |
+//! | [`demo`] | `driftwarden demo`: an in-process broker, a drifting sample model, local receivers |
 //!
-//! The statistics core is pure: no I/O, no clock, no async.
+//! `stats` and `monitor` are pure: no I/O, no clock, no async; time comes
+//! from event timestamps. Everything else is the shell that feeds them and
+//! carries out what they decide.
 
+pub mod alert;
+pub mod api;
+pub mod baseline;
+pub mod config;
+pub mod demo;
+pub mod event;
+pub mod monitor;
+pub mod service;
 pub mod stats;
+pub mod telemetry;

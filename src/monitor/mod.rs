@@ -1,0 +1,252 @@
+//! The monitor: the deterministic core that turns events into verdicts,
+//! alerts and retraining triggers.
+//!
+//! No I/O, no clock, no async: time is the events' own timestamps, so the
+//! same events always give the same outputs — live, in replay, in benches
+//! and after restoring a checkpoint.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`check`] | one monitored quantity: its window, its test, its alert phase |
+//! | [`lifecycle`] | pending → firing → resolved with `for` persistence |
+//! | [`model`] | one model: its checks, missing rates, grouping into notifications, retraining triggers |
+//! | [`state`] | the monitor's state as plain data, for checkpoints and baseline swaps |
+//! | [`threshold`] | decision thresholds per mode (calibrated, fixed with corrections), cached |
+
+pub mod check;
+pub mod lifecycle;
+pub mod model;
+pub mod state;
+pub mod threshold;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Notification;
+use crate::baseline::Baseline;
+use crate::event::{Event, FeatureLayout};
+use crate::stats::StatsError;
+
+pub use lifecycle::Persistence;
+pub use model::{ModelMonitor, ModelStatus};
+pub use state::ModelState;
+pub use threshold::{Correction, Decision, Thresholds};
+
+/// How a model is monitored; built from the validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSettings {
+    /// Count window length per feature.
+    pub window_size: usize,
+    /// While a window fills, verdicts are given at multiples of this size.
+    pub min_window: usize,
+    /// Events between checks.
+    pub check_interval: u64,
+    /// Decision mode.
+    pub decision: Decision,
+    /// Persistence rules.
+    pub persistence: Persistence,
+    /// Events to wait after the first alert of a group changes before
+    /// notifying, so features that drift together arrive in one message
+    /// (Alertmanager's `group_wait`, in events).
+    pub group_wait_events: u64,
+    /// Event time between repeated notifications of a still-firing group.
+    pub repeat_interval_ms: i64,
+    /// Whether to notify when a group resolves.
+    pub send_resolved: bool,
+    /// Minimum event time between retraining triggers of one model; `None`
+    /// disables triggers.
+    pub retrain_cooldown_ms: Option<i64>,
+    /// Data quality: allowed absolute increase of a feature's missing rate
+    /// over the baseline's before it counts as drifted.
+    pub missing_rate_tolerance: f64,
+    /// Seed for calibration simulations.
+    pub seed: u64,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            window_size: 1000,
+            min_window: 100,
+            check_interval: 1,
+            decision: Decision::Calibrated {
+                target_run_length: 1_000_000,
+            },
+            persistence: Persistence {
+                for_checks: 50,
+                for_duration_ms: 0,
+                resolve_after_checks: 200,
+            },
+            group_wait_events: 100,
+            repeat_interval_ms: 4 * 3600 * 1000,
+            send_resolved: true,
+            retrain_cooldown_ms: Some(3600 * 1000),
+            missing_rate_tolerance: 0.05,
+            seed: 0x6472_6966_7477_6172,
+        }
+    }
+}
+
+/// Where an event came from in Kafka, so evidence can name offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Position {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// A retraining trigger: published on the retrain topic, keyed by model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrainTrigger {
+    /// The model.
+    pub model: String,
+    /// Deterministic key: the same trigger after a replay has the same key.
+    pub idempotency_key: String,
+    /// Event time of the decision (ms).
+    pub decided_at_ms: i64,
+    /// The baseline the drift was measured against.
+    pub baseline_id: String,
+    /// The notification that caused it (its alerts are the evidence).
+    pub notification: Notification,
+}
+
+/// One check's verdict, recorded when the caller asks (replay output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// Model.
+    pub model: String,
+    /// Feature (or `prediction`, or `<feature>.missing_rate`).
+    pub feature: String,
+    /// Index of the event within the model's stream (1-based).
+    pub event_index: u64,
+    /// Event time (ms).
+    pub timestamp_ms: i64,
+    /// Window size.
+    pub n: u64,
+    /// Baseline size.
+    pub m: u64,
+    /// Statistic.
+    pub statistic: f64,
+    /// Threshold.
+    pub threshold: f64,
+    /// Verdict.
+    pub drifted: bool,
+}
+
+/// What applying events produced; the shell carries it out.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Notifications to deliver.
+    pub notifications: Vec<Notification>,
+    /// Retraining triggers to publish.
+    pub retrains: Vec<RetrainTrigger>,
+    /// Per-check verdicts, only filled when `record_checks` is set.
+    pub checks: Vec<CheckRecord>,
+    /// Whether to fill `checks`.
+    pub record_checks: bool,
+}
+
+/// Why an event was not applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    /// No baseline for the event's model.
+    #[error("no baseline for model {0:?}")]
+    UnknownModel(String),
+    /// A statistic could not be computed (reported, never fatal).
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+}
+
+/// All monitored models.
+#[derive(Debug)]
+pub struct Monitor {
+    models: BTreeMap<String, ModelMonitor>,
+    thresholds: Thresholds,
+}
+
+impl Monitor {
+    /// A monitor with no models; `seed` makes calibrations reproducible.
+    pub fn new(seed: u64) -> Monitor {
+        Monitor {
+            models: BTreeMap::new(),
+            thresholds: Thresholds::new(seed),
+        }
+    }
+
+    /// Adds (or replaces, keeping window contents) a model's baseline.
+    pub fn set_baseline(
+        &mut self,
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+    ) -> Result<(), StatsError> {
+        let name = baseline.model.clone();
+        let monitor = match self.models.remove(&name) {
+            Some(old) => old.rebased(baseline, settings)?,
+            None => ModelMonitor::new(baseline, settings)?,
+        };
+        self.models.insert(name, monitor);
+        Ok(())
+    }
+
+    /// Adds a model restored from saved state (a checkpoint), onto
+    /// `baseline` (which may differ from the one the state was built on).
+    pub fn restore_model(
+        &mut self,
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+        state: &ModelState,
+    ) -> Result<(), StatsError> {
+        let monitor = ModelMonitor::restore(baseline, settings, state)?;
+        self.models
+            .insert(monitor.baseline().model.clone(), monitor);
+        Ok(())
+    }
+
+    /// Saved state of every model.
+    pub fn states(&self) -> Vec<ModelState> {
+        self.models.values().map(ModelMonitor::state).collect()
+    }
+
+    /// The decoding layout of a model, if monitored.
+    pub fn layout(&self, model: &str) -> Option<&FeatureLayout> {
+        self.models.get(model).map(ModelMonitor::layout)
+    }
+
+    /// Applies one decoded event.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        position: Position,
+        out: &mut Outputs,
+    ) -> Result<(), ApplyError> {
+        let model = self
+            .models
+            .get_mut(&event.model)
+            .ok_or_else(|| ApplyError::UnknownModel(event.model.clone()))?;
+        model.apply(event, position, &mut self.thresholds, out)?;
+        Ok(())
+    }
+
+    /// Status of every model, for the API.
+    pub fn status(&self) -> Vec<ModelStatus> {
+        self.models.values().map(ModelMonitor::status).collect()
+    }
+
+    /// Status of one model.
+    pub fn model_status(&self, model: &str) -> Option<ModelStatus> {
+        self.models.get(model).map(ModelMonitor::status)
+    }
+
+    /// The monitored models.
+    pub fn models(&self) -> impl Iterator<Item = &ModelMonitor> {
+        self.models.values()
+    }
+
+    /// Mutable access to one model (tests and tools).
+    pub fn model_mut(&mut self, model: &str) -> Option<&mut ModelMonitor> {
+        self.models.get_mut(model)
+    }
+}

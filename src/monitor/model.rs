@@ -1,0 +1,886 @@
+//! One monitored model: its checks, its missing-rate tracking, and the
+//! grouping of alert changes into notifications and retraining triggers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertStatus, CheckKind, Evidence, Notification};
+use crate::baseline::Baseline;
+use crate::event::{Event, FeatureLayout, Value};
+use crate::stats::StatsError;
+use crate::stats::ks::{KsOptions, p_value_scaled};
+
+use super::check::{Check, Outcome, Statistic, Test};
+use super::lifecycle::{Phase, Transition};
+use super::state::{CheckState, GroupState, ModelState, QualityState, WindowState};
+use super::threshold::{Correction, Decision, Thresholds, bh_rejects, fixed_level};
+use super::{CheckRecord, MonitorSettings, Outputs, Position, RetrainTrigger};
+
+/// Missing-value rate of one feature over the last `capacity` events.
+#[derive(Debug, Clone)]
+struct MissingRate {
+    ring: VecDeque<bool>,
+    missing: u64,
+    capacity: usize,
+    baseline_rate: f64,
+    phase: Phase,
+    last: Option<Outcome>,
+    /// Unknown-category rate (categorical features): phase and outcome.
+    unknown_phase: Phase,
+    unknown_last: Option<Outcome>,
+}
+
+impl MissingRate {
+    fn push(&mut self, is_missing: bool) {
+        if self.ring.len() == self.capacity
+            && let Some(old) = self.ring.pop_front()
+        {
+            self.missing -= u64::from(old);
+        }
+        self.ring.push_back(is_missing);
+        self.missing += u64::from(is_missing);
+    }
+}
+
+/// A quantity's state for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckStatus {
+    /// Feature (or `prediction`).
+    pub name: String,
+    /// Check kind.
+    pub check: CheckKind,
+    /// `ks`, `chi2` or `missing_rate`.
+    pub test: &'static str,
+    /// Latest statistic.
+    pub statistic: Option<f64>,
+    /// Latest threshold.
+    pub threshold: Option<f64>,
+    /// Latest verdict.
+    pub drifted: bool,
+    /// Window fill n.
+    pub n: u64,
+    /// Window capacity.
+    pub capacity: u64,
+    /// Baseline size m.
+    pub m: u64,
+    /// `ok`, `pending` or `firing`.
+    pub state: &'static str,
+}
+
+/// A model's state for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelStatus {
+    /// Model id.
+    pub model: String,
+    /// Active baseline id.
+    pub baseline_id: String,
+    /// Events applied.
+    pub events: u64,
+    /// Event time of the newest event.
+    pub last_event_ms: Option<i64>,
+    /// Firing alerts.
+    pub firing: usize,
+    /// Per-check state.
+    pub checks: Vec<CheckStatus>,
+}
+
+/// Suffix of the data-quality alert on a categorical feature's
+/// unknown-category rate (`plan.unknown_category`).
+pub const UNKNOWN_SUFFIX: &str = ".unknown_category";
+
+fn rate_outcome(rate: f64, threshold: f64, n: usize) -> Outcome {
+    Outcome {
+        statistic: rate,
+        threshold,
+        drifted: rate > threshold,
+        n: n as u64,
+    }
+}
+
+/// One model's monitor.
+#[derive(Debug, Clone)]
+pub struct ModelMonitor {
+    baseline: Arc<Baseline>,
+    layout: FeatureLayout,
+    settings: MonitorSettings,
+    /// Features in layout order, then the prediction if the baseline has one.
+    checks: Vec<Check>,
+    missing: Vec<MissingRate>,
+    /// Event time and position of the last `window_size` events.
+    recent: VecDeque<(i64, Position)>,
+    events: u64,
+    group: GroupState,
+}
+
+impl ModelMonitor {
+    /// A fresh monitor for a baseline.
+    pub fn new(
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+    ) -> Result<ModelMonitor, StatsError> {
+        let capacity = settings.window_size;
+        let mut checks = Vec::with_capacity(baseline.features.len() + 1);
+        for feature in &baseline.features {
+            checks.push(Check::new(
+                &feature.name,
+                CheckKind::FeatureDrift,
+                &feature.distribution,
+                capacity,
+            )?);
+        }
+        if let Some(prediction) = &baseline.prediction {
+            checks.push(Check::new(
+                "prediction",
+                CheckKind::PredictionDrift,
+                prediction,
+                capacity,
+            )?);
+        }
+        let missing = baseline
+            .features
+            .iter()
+            .map(|f| MissingRate {
+                ring: VecDeque::with_capacity(capacity),
+                missing: 0,
+                capacity,
+                baseline_rate: f.missing_rate(),
+                phase: Phase::Inactive,
+                last: None,
+                unknown_phase: Phase::Inactive,
+                unknown_last: None,
+            })
+            .collect();
+        Ok(ModelMonitor {
+            layout: FeatureLayout::from_baseline(&baseline),
+            baseline,
+            settings,
+            checks,
+            missing,
+            recent: VecDeque::with_capacity(capacity),
+            events: 0,
+            group: GroupState::default(),
+        })
+    }
+
+    /// The same monitor against a new baseline: window contents, alert
+    /// phases and grouping carry over (windows are rebuilt from their raw
+    /// values), for the features the two baselines share with one kind.
+    pub fn rebased(
+        self,
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+    ) -> Result<ModelMonitor, StatsError> {
+        let state = self.state();
+        ModelMonitor::restore(baseline, settings, &state)
+    }
+
+    /// The monitor's state as plain data (for checkpoints and swaps).
+    pub fn state(&self) -> ModelState {
+        let checks = self
+            .checks
+            .iter()
+            .map(|check| CheckState {
+                name: check.name.clone(),
+                kind: check.kind,
+                window: self.window_state(check),
+                phase: check.phase,
+                last: check.last,
+            })
+            .collect();
+        let quality = self
+            .missing
+            .iter()
+            .zip(&self.baseline.features)
+            .map(|(t, f)| QualityState {
+                name: f.name.clone(),
+                missing: t.ring.iter().copied().collect(),
+                missing_phase: t.phase,
+                missing_last: t.last,
+                unknown_phase: t.unknown_phase,
+                unknown_last: t.unknown_last,
+            })
+            .collect();
+        ModelState {
+            model: self.baseline.model.clone(),
+            baseline_id: self.baseline.id.clone(),
+            events: self.events,
+            recent: self.recent.iter().copied().collect(),
+            checks,
+            quality,
+            group: self.group.clone(),
+        }
+    }
+
+    fn window_state(&self, check: &Check) -> WindowState {
+        match &check.test {
+            Test::Ks { window } => WindowState::Numeric {
+                values: window.values().collect(),
+            },
+            Test::ChiSquare { ring, .. } => {
+                let names = self.category_names(check);
+                let values = ring
+                    .iter()
+                    .map(|&i| names.get(i as usize).cloned())
+                    .collect();
+                WindowState::Categorical { values }
+            }
+        }
+    }
+
+    /// Category names of a categorical check, in index order.
+    fn category_names(&self, check: &Check) -> Vec<String> {
+        let distribution = if check.kind == CheckKind::PredictionDrift {
+            self.baseline.prediction.as_ref()
+        } else {
+            self.baseline
+                .feature(&check.name)
+                .map(|(_, f)| &f.distribution)
+        };
+        match distribution {
+            Some(crate::baseline::Distribution::Categorical { counts }) => {
+                counts.keys().cloned().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A monitor for `baseline` holding `state`. Values of a feature whose
+    /// kind differs in the new baseline, or that it lacks, are dropped.
+    pub fn restore(
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+        state: &ModelState,
+    ) -> Result<ModelMonitor, StatsError> {
+        let mut next = ModelMonitor::new(baseline, settings)?;
+        for i in 0..next.checks.len() {
+            let (name, kind) = (next.checks[i].name.clone(), next.checks[i].kind);
+            let Some(saved) = state
+                .checks
+                .iter()
+                .find(|c| c.name == name && c.kind == kind)
+            else {
+                continue;
+            };
+            let names = next.category_names(&next.checks[i]);
+            let check = &mut next.checks[i];
+            check.phase = saved.phase;
+            check.last = saved.last;
+            match &saved.window {
+                WindowState::Numeric { values } => {
+                    for &x in values {
+                        check.test.push(Value::Number(x))?;
+                    }
+                }
+                WindowState::Categorical { values } => {
+                    for v in values {
+                        let index = v.as_ref().and_then(|v| names.iter().position(|n| n == v));
+                        let value =
+                            index.map_or(Value::UnknownCategory, |i| Value::Category(i as u32));
+                        check.test.push(value)?;
+                    }
+                }
+            }
+        }
+        for tracker_state in &state.quality {
+            let Some((i, _)) = next.baseline.feature(&tracker_state.name) else {
+                continue;
+            };
+            let tracker = &mut next.missing[i];
+            for &m in &tracker_state.missing {
+                tracker.push(m);
+            }
+            tracker.phase = tracker_state.missing_phase;
+            tracker.last = tracker_state.missing_last;
+            tracker.unknown_phase = tracker_state.unknown_phase;
+            tracker.unknown_last = tracker_state.unknown_last;
+        }
+        let capacity = next.settings.window_size;
+        let skip = state.recent.len().saturating_sub(capacity);
+        next.recent = state.recent.iter().skip(skip).copied().collect();
+        next.events = state.events;
+        next.group = state.group.clone();
+        Ok(next)
+    }
+
+    /// The decoding layout.
+    pub fn layout(&self) -> &FeatureLayout {
+        &self.layout
+    }
+
+    /// The active baseline.
+    pub fn baseline(&self) -> &Arc<Baseline> {
+        &self.baseline
+    }
+
+    /// The checks (features, then prediction).
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Events applied so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Applies one event and runs the checks when due.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        position: Position,
+        thresholds: &mut Thresholds,
+        out: &mut Outputs,
+    ) -> Result<(), StatsError> {
+        self.events += 1;
+        if self.recent.len() == self.settings.window_size {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((event.timestamp_ms, position));
+
+        let features = self.baseline.features.len();
+        for (i, value) in event.values.iter().enumerate().take(features) {
+            self.checks[i].test.push(*value)?;
+            self.missing[i].push(*value == Value::Missing);
+        }
+        if let Some(check) = self.checks.get_mut(features) {
+            check.test.push(event.prediction)?;
+        }
+
+        if self.events.is_multiple_of(self.settings.check_interval) {
+            self.run_checks(event.timestamp_ms, thresholds, out)?;
+            self.run_missing_checks(event.timestamp_ms, out);
+        }
+        self.maybe_notify(event.timestamp_ms, out)
+    }
+
+    /// Whether a window of `n` values (capacity `capacity`) is checked now.
+    fn due(&self, n: usize, capacity: usize) -> bool {
+        let min = self.settings.min_window.max(2);
+        n == capacity || (n >= min && n.is_multiple_of(min))
+    }
+
+    fn run_checks(
+        &mut self,
+        now_ms: i64,
+        thresholds: &mut Thresholds,
+        out: &mut Outputs,
+    ) -> Result<(), StatsError> {
+        let family = self.checks.len();
+        let mut verdicts: Vec<Option<(Outcome, Option<usize>)>> = Vec::with_capacity(family);
+        for i in 0..family {
+            let check = &self.checks[i];
+            let (n, capacity) = (check.window_len(), check.capacity());
+            verdicts.push(if self.due(n, capacity) {
+                Some(self.evaluate(check, thresholds, family)?)
+            } else {
+                None
+            });
+        }
+        if let Decision::Fixed {
+            correction: Correction::Bh,
+            ..
+        } = self.settings.decision
+        {
+            let ranks: Vec<Option<usize>> =
+                verdicts.iter().map(|v| v.and_then(|(_, r)| r)).collect();
+            for (verdict, reject) in verdicts.iter_mut().zip(bh_rejects(&ranks)) {
+                if let Some((outcome, _)) = verdict {
+                    outcome.drifted = reject;
+                }
+            }
+        }
+        for (i, verdict) in verdicts.into_iter().enumerate() {
+            let Some((outcome, _)) = verdict else {
+                continue;
+            };
+            let m = self.checks[i].baseline_len();
+            self.record(i, outcome, m, now_ms, out);
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, i: usize, outcome: Outcome, m: u64, now_ms: i64, out: &mut Outputs) {
+        let rules = self.settings.persistence;
+        let check = &mut self.checks[i];
+        check.last = Some(outcome);
+        if out.record_checks {
+            out.checks.push(CheckRecord {
+                model: self.baseline.model.clone(),
+                feature: check.name.clone(),
+                event_index: self.events,
+                timestamp_ms: now_ms,
+                n: outcome.n,
+                m,
+                statistic: outcome.statistic,
+                threshold: outcome.threshold,
+                drifted: outcome.drifted,
+            });
+        }
+        let transition = check.phase.step(outcome.drifted, now_ms, &rules);
+        let (kind, name) = (check.kind, check.name.clone());
+        self.note_transition(kind, &name, transition, now_ms);
+    }
+
+    /// Statistic, threshold and verdict of one check; for BH also the rank
+    /// (smallest k with the statistic past the level k·α/F).
+    fn evaluate(
+        &self,
+        check: &Check,
+        thresholds: &mut Thresholds,
+        family: usize,
+    ) -> Result<(Outcome, Option<usize>), StatsError> {
+        let n = check.window_len() as u64;
+        let m = check.baseline_len();
+        let full = check.window_len() == check.capacity();
+        let statistic = check.test.statistic()?;
+        let level = |k: usize| -> f64 {
+            match self.settings.decision {
+                Decision::Fixed {
+                    alpha,
+                    correction: Correction::Bh,
+                } => k as f64 * alpha / family.max(1) as f64,
+                Decision::Fixed { alpha, correction } => fixed_level(alpha, correction, family),
+                Decision::Calibrated { target_run_length } => {
+                    // Union bound over time and features: conservative where
+                    // no simulation-calibrated threshold applies.
+                    self.settings.check_interval as f64
+                        / (target_run_length as f64 * family.max(1) as f64)
+                }
+            }
+        };
+        let is_bh = matches!(
+            self.settings.decision,
+            Decision::Fixed {
+                correction: Correction::Bh,
+                ..
+            }
+        );
+        match statistic {
+            Statistic::Ks { d_scaled, d } => {
+                let threshold_scaled = match self.settings.decision {
+                    Decision::Calibrated { target_run_length } if full => {
+                        thresholds
+                            .calibration(
+                                n,
+                                m,
+                                self.settings.check_interval,
+                                target_run_length,
+                                family,
+                            )?
+                            .d_scaled
+                    }
+                    _ => thresholds.ks_critical(n, m, level(1))?,
+                };
+                let rank = if is_bh {
+                    let mut found = None;
+                    for k in 1..=family {
+                        if d_scaled >= thresholds.ks_critical(n, m, level(k))? {
+                            found = Some(k);
+                            break;
+                        }
+                    }
+                    found
+                } else {
+                    None
+                };
+                let threshold = threshold_scaled as f64 / (n * m) as f64;
+                let drifted = d_scaled >= threshold_scaled;
+                Ok((
+                    Outcome {
+                        statistic: d,
+                        threshold,
+                        drifted,
+                        n,
+                    },
+                    rank,
+                ))
+            }
+            Statistic::ChiSquare { chi2, dof } => {
+                let threshold = thresholds.chi2_critical(dof, level(1));
+                let rank = if is_bh {
+                    (1..=family).find(|&k| chi2 >= thresholds.chi2_critical(dof, level(k)))
+                } else {
+                    None
+                };
+                Ok((
+                    Outcome {
+                        statistic: chi2,
+                        threshold,
+                        drifted: chi2 >= threshold,
+                        n,
+                    },
+                    rank,
+                ))
+            }
+        }
+    }
+
+    /// Data quality per feature: the missing-value rate against the
+    /// baseline's, and for categorical features the rate of categories the
+    /// baseline never saw (chi-square sets those aside; this judges them).
+    fn run_missing_checks(&mut self, now_ms: i64, out: &mut Outputs) {
+        let rules = self.settings.persistence;
+        let tolerance = self.settings.missing_rate_tolerance;
+        for i in 0..self.missing.len() {
+            let name = self.baseline.features[i].name.clone();
+            let m = self.baseline.features[i].present() + self.baseline.features[i].missing;
+            let tracker = &mut self.missing[i];
+            if tracker.ring.len() == tracker.capacity {
+                let rate = tracker.missing as f64 / tracker.ring.len() as f64;
+                let outcome =
+                    rate_outcome(rate, tracker.baseline_rate + tolerance, tracker.ring.len());
+                tracker.last = Some(outcome);
+                let transition = tracker.phase.step(outcome.drifted, now_ms, &rules);
+                self.record_quality(&format!("{name}.missing_rate"), outcome, m, now_ms, out);
+                self.note_transition(CheckKind::DataQuality, &name, transition, now_ms);
+            }
+            if let Some(rate) = self.unknown_rate(i) {
+                let n = self.checks[i].window_len();
+                let outcome = rate_outcome(rate, tolerance, n);
+                let tracker = &mut self.missing[i];
+                tracker.unknown_last = Some(outcome);
+                let transition = tracker.unknown_phase.step(outcome.drifted, now_ms, &rules);
+                let label = format!("{name}{UNKNOWN_SUFFIX}");
+                self.record_quality(&label, outcome, m, now_ms, out);
+                self.note_transition(CheckKind::DataQuality, &label, transition, now_ms);
+            }
+        }
+    }
+
+    /// Share of a full categorical window that the baseline never saw.
+    fn unknown_rate(&self, feature: usize) -> Option<f64> {
+        match &self.checks.get(feature)?.test {
+            Test::ChiSquare {
+                ring,
+                counts,
+                capacity,
+                ..
+            } if ring.len() == *capacity => Some(*counts.last()? as f64 / ring.len() as f64),
+            _ => None,
+        }
+    }
+
+    fn record_quality(
+        &self,
+        feature: &str,
+        outcome: Outcome,
+        m: u64,
+        now_ms: i64,
+        out: &mut Outputs,
+    ) {
+        if out.record_checks {
+            out.checks.push(CheckRecord {
+                model: self.baseline.model.clone(),
+                feature: feature.to_string(),
+                event_index: self.events,
+                timestamp_ms: now_ms,
+                n: outcome.n,
+                m,
+                statistic: outcome.statistic,
+                threshold: outcome.threshold,
+                drifted: outcome.drifted,
+            });
+        }
+    }
+
+    fn note_transition(
+        &mut self,
+        kind: CheckKind,
+        name: &str,
+        transition: Option<Transition>,
+        now_ms: i64,
+    ) {
+        let Some(transition) = transition else { return };
+        match transition {
+            Transition::Fired { .. } => self.group.fired_since_last = true,
+            Transition::Resolved { since_ms, at_ms } => {
+                let key = (kind, name.to_string());
+                let was_announced = self.group.announced.contains(&key);
+                self.group.announced.retain(|k| k != &key);
+                if was_announced && self.settings.send_resolved {
+                    if let Ok(mut alert) = self.alert_for(kind, name, since_ms) {
+                        alert.status = AlertStatus::Resolved;
+                        alert.ends_at_ms = Some(at_ms);
+                        self.group.resolved.push(alert);
+                    }
+                } else {
+                    return;
+                }
+            }
+        }
+        if self.group.flush_at_event.is_none() {
+            self.group.flush_at_event = Some(self.events + self.settings.group_wait_events);
+        }
+        let _ = now_ms;
+    }
+
+    fn maybe_notify(&mut self, now_ms: i64, out: &mut Outputs) -> Result<(), StatsError> {
+        let due_flush = self
+            .group
+            .flush_at_event
+            .is_some_and(|at| self.events >= at);
+        let due_repeat = self.group.flush_at_event.is_none()
+            && self
+                .group
+                .last_notified_ms
+                .is_some_and(|last| now_ms - last >= self.settings.repeat_interval_ms)
+            && self.any_firing();
+        if !due_flush && !due_repeat {
+            return Ok(());
+        }
+        // Evidence (with exact p-values) is computed only here, when a
+        // notification is actually due, never per event.
+        let firing = self.firing_alerts()?;
+        self.group.flush_at_event = None;
+        let resolved = std::mem::take(&mut self.group.resolved);
+        if firing.is_empty() && resolved.is_empty() {
+            return Ok(());
+        }
+        for alert in &firing {
+            let key = (alert.check, alert.feature.clone());
+            if !self.group.announced.contains(&key) {
+                self.group.announced.push(key);
+            }
+        }
+        let newly_fired = std::mem::take(&mut self.group.fired_since_last) && !firing.is_empty();
+        let mut alerts = firing;
+        alerts.extend(resolved);
+        alerts.sort_by(|a, b| (a.check as u8, &a.feature).cmp(&(b.check as u8, &b.feature)));
+        let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
+        self.group.sequence += 1;
+        self.group.last_notified_ms = Some(now_ms);
+        let notification = Notification {
+            model: self.baseline.model.clone(),
+            status,
+            alerts,
+            decided_at_ms: now_ms,
+            sequence: self.group.sequence,
+        };
+        if newly_fired {
+            self.maybe_retrain(&notification, now_ms, out);
+        }
+        out.notifications.push(notification);
+        Ok(())
+    }
+
+    fn maybe_retrain(&mut self, notification: &Notification, now_ms: i64, out: &mut Outputs) {
+        let Some(cooldown) = self.settings.retrain_cooldown_ms else {
+            return;
+        };
+        if self
+            .group
+            .last_retrain_ms
+            .is_some_and(|last| now_ms - last < cooldown)
+        {
+            return;
+        }
+        self.group.last_retrain_ms = Some(now_ms);
+        out.retrains.push(RetrainTrigger {
+            model: self.baseline.model.clone(),
+            idempotency_key: format!("retrain-{}", notification.idempotency_key()),
+            decided_at_ms: now_ms,
+            baseline_id: self.baseline.id.clone(),
+            notification: notification.clone(),
+        });
+    }
+
+    fn any_firing(&self) -> bool {
+        self.checks.iter().any(|c| c.phase.is_firing())
+            || self.missing.iter().any(|m| m.phase.is_firing())
+    }
+
+    /// Every currently firing alert with fresh evidence.
+    fn firing_alerts(&self) -> Result<Vec<Alert>, StatsError> {
+        let mut alerts = Vec::new();
+        for check in &self.checks {
+            if let Phase::Firing { since_ms, .. } = check.phase {
+                alerts.push(self.alert_for(check.kind, &check.name, since_ms)?);
+            }
+        }
+        for (i, tracker) in self.missing.iter().enumerate() {
+            let name = &self.baseline.features[i].name;
+            if let Phase::Firing { since_ms, .. } = tracker.phase {
+                alerts.push(self.alert_for(CheckKind::DataQuality, name, since_ms)?);
+            }
+            if let Phase::Firing { since_ms, .. } = tracker.unknown_phase {
+                let label = format!("{name}{UNKNOWN_SUFFIX}");
+                alerts.push(self.alert_for(CheckKind::DataQuality, &label, since_ms)?);
+            }
+        }
+        Ok(alerts)
+    }
+
+    fn alert_for(&self, kind: CheckKind, name: &str, since_ms: i64) -> Result<Alert, StatsError> {
+        let evidence = if kind == CheckKind::DataQuality {
+            self.missing_evidence(name)
+        } else {
+            let check = self
+                .checks
+                .iter()
+                .find(|c| c.name == name && c.kind == kind);
+            match check {
+                Some(check) => self.check_evidence(check)?,
+                None => self.empty_evidence("unknown"),
+            }
+        };
+        Ok(Alert {
+            model: self.baseline.model.clone(),
+            check: kind,
+            feature: name.to_string(),
+            status: AlertStatus::Firing,
+            starts_at_ms: since_ms,
+            ends_at_ms: None,
+            evidence,
+        })
+    }
+
+    fn check_evidence(&self, check: &Check) -> Result<Evidence, StatsError> {
+        let mut evidence = self.empty_evidence("ks");
+        let n = check.window_len() as u64;
+        let m = check.baseline_len();
+        evidence.window_size = n;
+        evidence.baseline_size = m;
+        if let Some(last) = check.last {
+            evidence.statistic = last.statistic;
+            evidence.threshold = last.threshold;
+        }
+        match check.test.statistic()? {
+            Statistic::Ks { d_scaled, d } if n > 0 => {
+                evidence.statistic = d;
+                evidence.p_value = Some(p_value_scaled(n, m, d_scaled, KsOptions::default())?.0);
+            }
+            Statistic::ChiSquare { chi2, .. } => {
+                evidence.test = "chi2".into();
+                evidence.statistic = chi2;
+                if let Test::ChiSquare {
+                    counts,
+                    proportions,
+                    ..
+                } = &check.test
+                {
+                    evidence.p_value = crate::stats::categorical::chisquare_against_proportions(
+                        counts,
+                        proportions,
+                    )
+                    .ok()
+                    .map(|r| r.test.pvalue);
+                }
+                evidence.psi = check.test.psi();
+            }
+            _ => {}
+        }
+        Ok(evidence)
+    }
+
+    fn missing_evidence(&self, name: &str) -> Evidence {
+        let (feature_name, unknown) = match name.strip_suffix(UNKNOWN_SUFFIX) {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
+        let mut evidence = self.empty_evidence(if unknown {
+            "unknown_category_rate"
+        } else {
+            "missing_rate"
+        });
+        if let Some((i, feature)) = self.baseline.feature(feature_name) {
+            let tracker = &self.missing[i];
+            let last = if unknown {
+                tracker.unknown_last
+            } else {
+                tracker.last
+            };
+            evidence.baseline_size = feature.present() + feature.missing;
+            if let Some(last) = last {
+                evidence.window_size = last.n;
+                evidence.statistic = last.statistic;
+                evidence.threshold = last.threshold;
+            }
+        }
+        evidence
+    }
+
+    fn empty_evidence(&self, test: &str) -> Evidence {
+        let first = self.recent.front().copied().unwrap_or_default();
+        let last = self.recent.back().copied().unwrap_or_default();
+        Evidence {
+            test: test.to_string(),
+            statistic: 0.0,
+            p_value: None,
+            threshold: 0.0,
+            psi: None,
+            window_size: 0,
+            baseline_size: 0,
+            window_start_ms: first.0,
+            window_end_ms: last.0,
+            offsets: Some((first.1.offset, last.1.offset)),
+            baseline_id: self.baseline.id.clone(),
+        }
+    }
+
+    /// The model's state for the API.
+    pub fn status(&self) -> ModelStatus {
+        let mut checks: Vec<CheckStatus> = self
+            .checks
+            .iter()
+            .map(|c| CheckStatus {
+                name: c.name.clone(),
+                check: c.kind,
+                test: match c.test {
+                    Test::Ks { .. } => "ks",
+                    Test::ChiSquare { .. } => "chi2",
+                },
+                statistic: c.last.map(|o| o.statistic),
+                threshold: c.last.map(|o| o.threshold),
+                drifted: c.last.is_some_and(|o| o.drifted),
+                n: c.window_len() as u64,
+                capacity: c.capacity() as u64,
+                m: c.baseline_len(),
+                state: c.phase.name(),
+            })
+            .collect();
+        for (tracker, feature) in self.missing.iter().zip(&self.baseline.features) {
+            checks.push(CheckStatus {
+                name: feature.name.clone(),
+                check: CheckKind::DataQuality,
+                test: "missing_rate",
+                statistic: tracker.last.map(|o| o.statistic),
+                threshold: tracker.last.map(|o| o.threshold),
+                drifted: tracker.last.is_some_and(|o| o.drifted),
+                n: tracker.ring.len() as u64,
+                capacity: tracker.capacity as u64,
+                m: feature.present() + feature.missing,
+                state: tracker.phase.name(),
+            });
+            if matches!(
+                feature.distribution,
+                crate::baseline::Distribution::Categorical { .. }
+            ) {
+                checks.push(CheckStatus {
+                    name: format!("{}{UNKNOWN_SUFFIX}", feature.name),
+                    check: CheckKind::DataQuality,
+                    test: "unknown_category_rate",
+                    statistic: tracker.unknown_last.map(|o| o.statistic),
+                    threshold: tracker.unknown_last.map(|o| o.threshold),
+                    drifted: tracker.unknown_last.is_some_and(|o| o.drifted),
+                    n: tracker.unknown_last.map_or(0, |o| o.n),
+                    capacity: tracker.capacity as u64,
+                    m: feature.present(),
+                    state: tracker.unknown_phase.name(),
+                });
+            }
+        }
+        ModelStatus {
+            model: self.baseline.model.clone(),
+            baseline_id: self.baseline.id.clone(),
+            events: self.events,
+            last_event_ms: self.recent.back().map(|r| r.0),
+            firing: checks.iter().filter(|c| c.state == "firing").count(),
+            checks,
+        }
+    }
+}

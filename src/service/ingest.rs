@@ -1,0 +1,308 @@
+//! The ingestion loop: Kafka messages in, decoded into events, applied to
+//! the monitor, with the monitor's decisions handed to delivery and the
+//! retraining producer.
+//!
+//! An offset is stored only after its message has been applied (and its
+//! outputs handed on), so a crash re-reads at most what was not applied.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::dispatcher::Dispatcher;
+use crate::event::{DecodeError, decode_message};
+use crate::monitor::{Monitor, Outputs, Position, RetrainTrigger};
+use crate::telemetry::names;
+
+use super::kafka::MonitorContext;
+use super::{ServiceEvent, Shared};
+
+/// Events between progress reports to observers.
+const PROGRESS_EVERY: u64 = 10_000;
+
+/// Settings of the loop that do not belong to the monitor.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest accepted message.
+    pub max_message_bytes: usize,
+    /// Where malformed messages are copied, if anywhere.
+    pub dead_letter_topic: Option<String>,
+    /// Where retraining triggers go, if enabled.
+    pub retrain_topic: Option<String>,
+    /// How often to log a summary of rejected events.
+    pub reject_log_interval: Duration,
+    /// Channel names each model's notifications go to.
+    pub routes: HashMap<String, Vec<String>>,
+}
+
+/// Counts of rejected events since the last summary log, with one example.
+#[derive(Default)]
+struct RejectLog {
+    since: Option<Instant>,
+    count: u64,
+    example: Option<(String, String)>,
+}
+
+impl RejectLog {
+    fn note(&mut self, error: &DecodeError, interval: Duration) {
+        self.count += 1;
+        self.example
+            .get_or_insert_with(|| (error.reason().to_string(), error.to_string()));
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= interval {
+            if let Some((reason, detail)) = self.example.take() {
+                tracing::warn!(rejected = self.count, example_reason = %reason, example = %detail,
+                    "events set aside since the last report");
+            }
+            self.count = 0;
+            self.since = Some(Instant::now());
+        }
+    }
+}
+
+/// The running loop's collaborators.
+pub struct Ingest {
+    /// The consumer.
+    pub consumer: StreamConsumer<MonitorContext>,
+    /// Retraining triggers and dead letters.
+    pub producer: FutureProducer,
+    /// State shared with the HTTP API.
+    pub shared: Shared,
+    /// Delivery of notifications.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Observers (demo timeline, tests).
+    pub events: broadcast::Sender<ServiceEvent>,
+    /// Loop settings.
+    pub settings: IngestSettings,
+}
+
+impl Ingest {
+    /// Runs until `shutdown` is cancelled, then commits stored offsets.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut rejects = RejectLog::default();
+        let mut applied: u64 = 0;
+        let mut next_report: u64 = PROGRESS_EVERY;
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                message = self.consumer.recv() => message,
+            };
+            match message {
+                Ok(message) => {
+                    self.shared
+                        .readiness
+                        .broker_up
+                        .store(true, Ordering::Relaxed);
+                    applied += self.handle(&message, &mut rejects);
+                    if let Err(error) = self.consumer.store_offset_from_message(&message) {
+                        tracing::warn!(%error, "could not store offset");
+                    }
+                    if applied >= next_report {
+                        next_report = applied + PROGRESS_EVERY;
+                        let _ = self.events.send(ServiceEvent::Progress { events: applied });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "consume error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        let _ = self.events.send(ServiceEvent::Progress { events: applied });
+        self.commit();
+    }
+
+    /// Commits stored offsets synchronously; called once at shutdown.
+    fn commit(&self) {
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed"),
+            // Nothing stored since the last auto-commit is not a failure.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(error) => tracing::warn!(%error, "final offset commit failed"),
+        }
+    }
+
+    /// Decodes and applies one message; returns the number of events applied.
+    fn handle(&self, message: &BorrowedMessage<'_>, rejects: &mut RejectLog) -> u64 {
+        let started = Instant::now();
+        let payload = message.payload().unwrap_or_default();
+        let message_time = message.timestamp().to_millis().unwrap_or(0);
+        let position = Position {
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let mut outputs = Outputs::default();
+        let mut applied = 0;
+        let mut first_error: Option<DecodeError> = None;
+        {
+            let mut monitor = self
+                .shared
+                .monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let results = {
+                let m: &Monitor = &monitor;
+                let lookup = |model: &str| m.layout(model);
+                decode_message(
+                    payload,
+                    message_time,
+                    self.settings.max_message_bytes,
+                    &lookup,
+                )
+            };
+            for result in results {
+                match result.map_err(ApplyOrDecode::Decode).and_then(|event| {
+                    monitor
+                        .apply(&event, position, &mut outputs)
+                        .map(|_| event)
+                        .map_err(ApplyOrDecode::Apply)
+                }) {
+                    Ok(event) => {
+                        applied += 1;
+                        self.shared
+                            .metrics
+                            .add(names::EVENTS_CONSUMED, &[&event.model], 1);
+                    }
+                    Err(ApplyOrDecode::Decode(error)) => {
+                        self.shared
+                            .metrics
+                            .add(names::EVENTS_REJECTED, &[error.reason()], 1);
+                        rejects.note(&error, self.settings.reject_log_interval);
+                        first_error.get_or_insert(error);
+                    }
+                    Err(ApplyOrDecode::Apply(error)) => {
+                        self.shared
+                            .metrics
+                            .add(names::EVENTS_REJECTED, &["monitor_error"], 1);
+                        tracing::warn!(%error, "event could not be applied");
+                    }
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            self.dead_letter(message, &error);
+        }
+        self.carry_out(outputs);
+        self.shared.metrics.observe_processing(started.elapsed());
+        applied
+    }
+
+    /// Hands notifications to delivery and triggers to the producer.
+    fn carry_out(&self, outputs: Outputs) {
+        for notification in outputs.notifications {
+            self.shared.metrics.add(
+                names::NOTIFICATIONS,
+                &[&notification.model, status_label(&notification)],
+                1,
+            );
+            let _ = self
+                .events
+                .send(ServiceEvent::Notified(notification.clone()));
+            let route = self.settings.routes.get(&notification.model);
+            let channels: Vec<&str> = route
+                .map(|r| r.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            self.dispatcher.dispatch_to(notification, &channels);
+        }
+        for trigger in outputs.retrains {
+            self.publish_retrain(trigger);
+        }
+    }
+
+    fn publish_retrain(&self, trigger: RetrainTrigger) {
+        let Some(topic) = self.settings.retrain_topic.clone() else {
+            return;
+        };
+        let producer = self.producer.clone();
+        let metrics = Arc::clone(&self.shared.metrics);
+        let events = self.events.clone();
+        // Publishing waits for the broker's acknowledgement; it runs on its
+        // own task so a slow broker never holds up ingestion.
+        tokio::spawn(async move {
+            let payload = match serde_json::to_vec(&trigger) {
+                Ok(p) => p,
+                Err(error) => return tracing::error!(%error, "cannot serialise retraining trigger"),
+            };
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "idempotency-key",
+                value: Some(trigger.idempotency_key.as_str()),
+            });
+            let record = FutureRecord::to(&topic)
+                .key(&trigger.model)
+                .payload(&payload)
+                .headers(headers);
+            match producer.send(record, Duration::from_secs(30)).await {
+                Ok(delivery) => {
+                    metrics.add(names::RETRAINS, &[&trigger.model, "published"], 1);
+                    tracing::info!(model = %trigger.model, key = %trigger.idempotency_key, "retraining trigger published");
+                    let _ = events.send(ServiceEvent::RetrainPublished {
+                        model: trigger.model.clone(),
+                        idempotency_key: trigger.idempotency_key.clone(),
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                    });
+                }
+                Err((error, _)) => {
+                    metrics.add(names::RETRAINS, &[&trigger.model, "failed"], 1);
+                    tracing::error!(%error, model = %trigger.model, "retraining trigger not published");
+                }
+            }
+        });
+    }
+
+    /// Copies a message with a rejected event to the dead-letter topic,
+    /// the reason in a header. Fire-and-forget: a dead letter that cannot
+    /// be written is counted, never retried at the cost of ingestion.
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError) {
+        let Some(topic) = self.settings.dead_letter_topic.as_deref() else {
+            return;
+        };
+        let reason = error.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "driftwarden-reason",
+                value: Some(error.reason()),
+            })
+            .insert(Header {
+                key: "driftwarden-detail",
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: "driftwarden-source-topic",
+                value: Some(message.topic()),
+            });
+        let payload = message.payload().unwrap_or_default();
+        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        let outcome = match self.producer.send_result(record) {
+            Ok(_) => "queued",
+            Err(_) => "failed",
+        };
+        self.shared.metrics.add(names::DEAD_LETTERS, &[outcome], 1);
+    }
+}
+
+enum ApplyOrDecode {
+    Decode(DecodeError),
+    Apply(crate::monitor::ApplyError),
+}
+
+fn status_label(notification: &crate::alert::Notification) -> &'static str {
+    match notification.status {
+        crate::alert::AlertStatus::Firing => "firing",
+        crate::alert::AlertStatus::Resolved => "resolved",
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and as CI runs it:
+# formatting, lints, then every test (unit, property, scipy reference
+# vectors, integration tests against a real Kafka broker, a real SMTP
+# server and real HTTP receivers). Installs what the tests need by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+
+echo "== clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== Kafka 4.4.0 (KRaft, 127.0.0.1)"
+# start.sh fetches Kafka from Maven Central on a cold cache, formats a
+# single-node cluster on free ports and waits until it serves.
+# The assignment stands alone so that `set -e` stops on a failed start
+# (`eval ""` would succeed).
+kafka_dir="${TMPDIR:-/tmp}/driftwarden-ci-kafka-$$"
+kafka_env="$(tools/kafka/start.sh --dir "$kafka_dir" --watch-pid $$)"
+eval "$kafka_env"
+trap 'tools/kafka/stop.sh --dir "$kafka_dir" || true' EXIT
+export DRIFTWARDEN_TEST_KAFKA="$KAFKA_BOOTSTRAP"
+
+echo "== tests (release: the calibration and stream tests push millions of events)"
+cargo test --release --locked --all-targets
+# Doc tests are not part of --all-targets.
+cargo test --release --locked --doc
