@@ -246,3 +246,58 @@ fn baseline_swap_keeps_windows_and_changes_the_baseline_id() {
         "{last:#?}"
     );
 }
+
+/// Event-time windows: each window holds the last 10 s of event time (1,000
+/// events at this stream's 10 ms spacing); drift is detected on the same
+/// features and the window size follows the span.
+#[test]
+fn event_time_windows_follow_the_span_and_detect_drift() {
+    let baseline = Arc::new(
+        Generator::new(0xBA5E, START_MS, plan())
+            .baseline(5_000)
+            .unwrap(),
+    );
+    // Every 5th event: an event-time window's D costs O(k) per check.
+    let settings = MonitorSettings {
+        window_duration_ms: Some(10_000),
+        check_interval: 5,
+        ..MonitorSettings::default()
+    };
+    let mut monitor = Monitor::new(settings.seed);
+    monitor
+        .set_baseline(Arc::clone(&baseline), settings)
+        .unwrap();
+    let mut generator = Generator::new(505, START_MS, plan());
+    let mut out = Outputs::default();
+    for i in 0..24_000 {
+        let json = serde_json::to_vec(&generator.event(i >= 20_000)).unwrap();
+        let e = decode(&monitor, &json);
+        monitor
+            .apply(
+                &e,
+                Position {
+                    partition: 0,
+                    offset: i,
+                },
+                &mut out,
+            )
+            .unwrap();
+        if i == 19_999 {
+            assert!(
+                out.notifications.is_empty(),
+                "no alert before the drift: {:#?}",
+                out.notifications
+            );
+        }
+    }
+    let status = monitor.model_status("churn").unwrap();
+    let age = status.checks.iter().find(|c| c.name == "age").unwrap();
+    assert_eq!(age.n, 1_001, "10 s of events at 10 ms, both ends included");
+    let firing = out
+        .notifications
+        .iter()
+        .find(|n| n.status == AlertStatus::Firing)
+        .expect("drift fires");
+    let features: BTreeSet<&str> = firing.alerts.iter().map(|a| a.feature.as_str()).collect();
+    assert_eq!(features, BTreeSet::from(["monthly_charges", "plan"]));
+}

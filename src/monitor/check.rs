@@ -25,6 +25,15 @@ fn unknown_bucket(categories: usize) -> usize {
     categories
 }
 
+/// Index into a categorical window's counts (`buckets` = categories + 1).
+fn category_index(value: Value, buckets: usize) -> u32 {
+    let unknown = unknown_bucket(buckets - 1) as u32;
+    match value {
+        Value::Category(i) => i.min(unknown),
+        _ => unknown,
+    }
+}
+
 /// The window and test of one quantity.
 #[derive(Debug, Clone)]
 pub enum Test {
@@ -74,6 +83,9 @@ pub struct Check {
     pub phase: Phase,
     /// Latest outcome.
     pub last: Option<Outcome>,
+    /// Event time of each windowed value, oldest first; kept only for
+    /// event-time windows (empty for count windows).
+    pub times: VecDeque<i64>,
 }
 
 impl Check {
@@ -90,7 +102,25 @@ impl Check {
             test: Test::new(distribution, capacity)?,
             phase: Phase::Inactive,
             last: None,
+            times: VecDeque::new(),
         })
+    }
+
+    /// Event-time windows: adds a value without evicting, remembering its
+    /// time. Missing values are not windowed.
+    pub fn insert_at(&mut self, value: Value, at_ms: i64) -> Result<(), StatsError> {
+        if self.test.insert(value)? {
+            self.times.push_back(at_ms);
+        }
+        Ok(())
+    }
+
+    /// Event-time windows: evicts values older than `cutoff_ms`.
+    pub fn evict_before(&mut self, cutoff_ms: i64) {
+        while self.times.front().is_some_and(|&t| t < cutoff_ms) {
+            self.times.pop_front();
+            self.test.pop_oldest();
+        }
     }
 
     /// Baseline size m.
@@ -163,11 +193,7 @@ impl Test {
                 },
                 v @ (Value::Category(_) | Value::UnknownCategory),
             ) => {
-                let unknown = unknown_bucket(counts.len() - 1) as u32;
-                let index = match v {
-                    Value::Category(i) => i.min(unknown),
-                    _ => unknown,
-                };
+                let index = category_index(v, counts.len());
                 if ring.len() == *capacity
                     && let Some(old) = ring.pop_front()
                 {
@@ -178,6 +204,38 @@ impl Test {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Adds a value without evicting (event-time windows); returns whether
+    /// it was windowed (missing values are not).
+    pub fn insert(&mut self, value: Value) -> Result<bool, StatsError> {
+        match (self, value) {
+            (Test::Ks { window }, Value::Number(x)) => window.insert(x).map(|_| true),
+            (
+                Test::ChiSquare { ring, counts, .. },
+                v @ (Value::Category(_) | Value::UnknownCategory),
+            ) => {
+                let index = category_index(v, counts.len());
+                ring.push_back(index);
+                counts[index as usize] += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes the oldest windowed value (event-time windows).
+    pub fn pop_oldest(&mut self) {
+        match self {
+            Test::Ks { window } => {
+                window.pop_oldest();
+            }
+            Test::ChiSquare { ring, counts, .. } => {
+                if let Some(old) = ring.pop_front() {
+                    counts[old as usize] -= 1;
+                }
+            }
         }
     }
 

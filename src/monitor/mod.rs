@@ -37,8 +37,14 @@ pub use threshold::{Correction, Decision, Thresholds};
 /// How a model is monitored; built from the validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorSettings {
-    /// Count window length per feature.
+    /// Count window length per feature (for event-time windows, the
+    /// nominal size the window structures are laid out for).
     pub window_size: usize,
+    /// Event-time window span (ms): when set, each window holds the values
+    /// of the events within this span of the newest event time seen, and
+    /// `window_size` is only a sizing hint.
+    #[serde(default)]
+    pub window_duration_ms: Option<i64>,
     /// While a window fills, verdicts are given at multiples of this size.
     pub min_window: usize,
     /// Events between checks.
@@ -69,6 +75,7 @@ impl Default for MonitorSettings {
     fn default() -> Self {
         MonitorSettings {
             window_size: 1000,
+            window_duration_ms: None,
             min_window: 100,
             check_interval: 1,
             decision: Decision::Calibrated {

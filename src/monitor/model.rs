@@ -10,7 +10,7 @@ use crate::alert::{Alert, AlertStatus, CheckKind, Evidence, Notification};
 use crate::baseline::Baseline;
 use crate::event::{Event, FeatureLayout, Value};
 use crate::stats::StatsError;
-use crate::stats::ks::{KsOptions, p_value_scaled};
+use crate::stats::ks::{KsOptions, Method, p_value_scaled};
 
 use super::check::{Check, Outcome, Statistic, Test};
 use super::lifecycle::{Phase, Transition};
@@ -30,9 +30,28 @@ struct MissingRate {
     /// Unknown-category rate (categorical features): phase and outcome.
     unknown_phase: Phase,
     unknown_last: Option<Outcome>,
+    /// Event time per entry of `ring` (event-time windows only).
+    times: VecDeque<i64>,
 }
 
 impl MissingRate {
+    /// Event-time windows: adds without evicting.
+    fn insert_at(&mut self, is_missing: bool, at_ms: i64) {
+        self.ring.push_back(is_missing);
+        self.missing += u64::from(is_missing);
+        self.times.push_back(at_ms);
+    }
+
+    /// Event-time windows: evicts entries older than `cutoff_ms`.
+    fn evict_before(&mut self, cutoff_ms: i64) {
+        while self.times.front().is_some_and(|&t| t < cutoff_ms) {
+            self.times.pop_front();
+            if let Some(old) = self.ring.pop_front() {
+                self.missing -= u64::from(old);
+            }
+        }
+    }
+
     fn push(&mut self, is_missing: bool) {
         if self.ring.len() == self.capacity
             && let Some(old) = self.ring.pop_front()
@@ -111,6 +130,8 @@ pub struct ModelMonitor {
     /// Event time and position of the last `window_size` events.
     recent: VecDeque<(i64, Position)>,
     events: u64,
+    /// Newest event time seen (event-time windows' clock).
+    newest_ms: Option<i64>,
     group: GroupState,
 }
 
@@ -150,6 +171,7 @@ impl ModelMonitor {
                 last: None,
                 unknown_phase: Phase::Inactive,
                 unknown_last: None,
+                times: VecDeque::new(),
             })
             .collect();
         Ok(ModelMonitor {
@@ -160,6 +182,7 @@ impl ModelMonitor {
             missing,
             recent: VecDeque::with_capacity(capacity),
             events: 0,
+            newest_ms: None,
             group: GroupState::default(),
         })
     }
@@ -187,6 +210,7 @@ impl ModelMonitor {
                 window: self.window_state(check),
                 phase: check.phase,
                 last: check.last,
+                times: check.times.iter().copied().collect(),
             })
             .collect();
         let quality = self
@@ -200,12 +224,14 @@ impl ModelMonitor {
                 missing_last: t.last,
                 unknown_phase: t.unknown_phase,
                 unknown_last: t.unknown_last,
+                times: t.times.iter().copied().collect(),
             })
             .collect();
         ModelState {
             model: self.baseline.model.clone(),
             baseline_id: self.baseline.id.clone(),
             events: self.events,
+            newest_ms: self.newest_ms,
             recent: self.recent.iter().copied().collect(),
             checks,
             quality,
@@ -264,22 +290,31 @@ impl ModelMonitor {
                 continue;
             };
             let names = next.category_names(&next.checks[i]);
+            let timed = next.settings.window_duration_ms.is_some();
             let check = &mut next.checks[i];
             check.phase = saved.phase;
             check.last = saved.last;
-            match &saved.window {
+            let values: Vec<Value> = match &saved.window {
                 WindowState::Numeric { values } => {
-                    for &x in values {
-                        check.test.push(Value::Number(x))?;
-                    }
+                    values.iter().map(|&x| Value::Number(x)).collect()
                 }
-                WindowState::Categorical { values } => {
-                    for v in values {
+                WindowState::Categorical { values } => values
+                    .iter()
+                    .map(|v| {
                         let index = v.as_ref().and_then(|v| names.iter().position(|n| n == v));
-                        let value =
-                            index.map_or(Value::UnknownCategory, |i| Value::Category(i as u32));
-                        check.test.push(value)?;
-                    }
+                        index.map_or(Value::UnknownCategory, |i| Value::Category(i as u32))
+                    })
+                    .collect(),
+            };
+            for (j, value) in values.into_iter().enumerate() {
+                match timed {
+                    // A state saved from a count window has no times: its
+                    // values count as seen at the newest time.
+                    true => check.insert_at(
+                        value,
+                        saved.times.get(j).copied().or(state.newest_ms).unwrap_or(0),
+                    )?,
+                    false => check.test.push(value)?,
                 }
             }
         }
@@ -287,19 +322,35 @@ impl ModelMonitor {
             let Some((i, _)) = next.baseline.feature(&tracker_state.name) else {
                 continue;
             };
+            let timed = next.settings.window_duration_ms.is_some();
             let tracker = &mut next.missing[i];
-            for &m in &tracker_state.missing {
-                tracker.push(m);
+            for (j, &m) in tracker_state.missing.iter().enumerate() {
+                match timed {
+                    true => tracker.insert_at(
+                        m,
+                        tracker_state
+                            .times
+                            .get(j)
+                            .copied()
+                            .or(state.newest_ms)
+                            .unwrap_or(0),
+                    ),
+                    false => tracker.push(m),
+                }
             }
             tracker.phase = tracker_state.missing_phase;
             tracker.last = tracker_state.missing_last;
             tracker.unknown_phase = tracker_state.unknown_phase;
             tracker.unknown_last = tracker_state.unknown_last;
         }
-        let capacity = next.settings.window_size;
+        let capacity = match next.settings.window_duration_ms {
+            Some(_) => usize::MAX,
+            None => next.settings.window_size,
+        };
         let skip = state.recent.len().saturating_sub(capacity);
         next.recent = state.recent.iter().skip(skip).copied().collect();
         next.events = state.events;
+        next.newest_ms = state.newest_ms;
         next.group = state.group.clone();
         Ok(next)
     }
@@ -333,18 +384,9 @@ impl ModelMonitor {
         out: &mut Outputs,
     ) -> Result<(), StatsError> {
         self.events += 1;
-        if self.recent.len() == self.settings.window_size {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((event.timestamp_ms, position));
-
-        let features = self.baseline.features.len();
-        for (i, value) in event.values.iter().enumerate().take(features) {
-            self.checks[i].test.push(*value)?;
-            self.missing[i].push(*value == Value::Missing);
-        }
-        if let Some(check) = self.checks.get_mut(features) {
-            check.test.push(event.prediction)?;
+        match self.settings.window_duration_ms {
+            None => self.push_counted(event, position)?,
+            Some(span) => self.push_timed(event, position, span)?,
         }
 
         if self.events.is_multiple_of(self.settings.check_interval) {
@@ -354,10 +396,76 @@ impl ModelMonitor {
         self.maybe_notify(event.timestamp_ms, out)
     }
 
-    /// Whether a window of `n` values (capacity `capacity`) is checked now.
+    /// Count windows: the last `window_size` values of each quantity.
+    fn push_counted(&mut self, event: &Event, position: Position) -> Result<(), StatsError> {
+        if self.recent.len() == self.settings.window_size {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((event.timestamp_ms, position));
+        let features = self.baseline.features.len();
+        for (i, value) in event.values.iter().enumerate().take(features) {
+            self.checks[i].test.push(*value)?;
+            self.missing[i].push(*value == Value::Missing);
+        }
+        if let Some(check) = self.checks.get_mut(features) {
+            check.test.push(event.prediction)?;
+        }
+        Ok(())
+    }
+
+    /// Event-time windows: the values of events no older than `span_ms`
+    /// before the newest event time seen. A late event enters the window
+    /// like any other and leaves once its time falls behind the cutoff;
+    /// eviction goes in arrival order, so a late event can stay up to the
+    /// lateness longer than the span (bounded by the stream's disorder).
+    fn push_timed(
+        &mut self,
+        event: &Event,
+        position: Position,
+        span_ms: i64,
+    ) -> Result<(), StatsError> {
+        let at = event.timestamp_ms;
+        self.newest_ms = Some(self.newest_ms.map_or(at, |n| n.max(at)));
+        self.recent.push_back((at, position));
+        let features = self.baseline.features.len();
+        for (i, value) in event.values.iter().enumerate().take(features) {
+            self.checks[i].insert_at(*value, at)?;
+            self.missing[i].insert_at(*value == Value::Missing, at);
+        }
+        if let Some(check) = self.checks.get_mut(features) {
+            check.insert_at(event.prediction, at)?;
+        }
+        let cutoff = self.newest_ms.unwrap_or(at).saturating_sub(span_ms);
+        while self.recent.front().is_some_and(|r| r.0 < cutoff) {
+            self.recent.pop_front();
+        }
+        for check in &mut self.checks {
+            check.evict_before(cutoff);
+        }
+        for tracker in &mut self.missing {
+            tracker.evict_before(cutoff);
+        }
+        Ok(())
+    }
+
+    /// Whether a window of `n` values (capacity `capacity`) is checked now:
+    /// a full count window always; a filling one at multiples of
+    /// `min_window` (each size needs its own threshold); an event-time
+    /// window whenever it holds at least `min_window`.
     fn due(&self, n: usize, capacity: usize) -> bool {
         let min = self.settings.min_window.max(2);
+        if self.settings.window_duration_ms.is_some() {
+            return n >= min;
+        }
         n == capacity || (n >= min && n.is_multiple_of(min))
+    }
+
+    /// Whether a data-quality window of `n` entries is judged now.
+    fn quality_due(&self, n: usize, capacity: usize) -> bool {
+        match self.settings.window_duration_ms {
+            Some(_) => n >= self.settings.min_window.max(2),
+            None => n == capacity,
+        }
     }
 
     fn run_checks(
@@ -432,7 +540,12 @@ impl ModelMonitor {
     ) -> Result<(Outcome, Option<usize>), StatsError> {
         let n = check.window_len() as u64;
         let m = check.baseline_len();
-        let full = check.window_len() == check.capacity();
+        // Event-time windows are never "full": their size changes with the
+        // traffic, so they use per-size critical values, not the
+        // calibration (which is for one fixed n).
+        let timed = self.settings.window_duration_ms.is_some();
+        let full = !timed && check.window_len() == check.capacity();
+        let method = if timed { Method::Asymp } else { Method::Auto };
         let statistic = check.test.statistic()?;
         let level = |k: usize| -> f64 {
             match self.settings.decision {
@@ -470,12 +583,12 @@ impl ModelMonitor {
                             )?
                             .d_scaled
                     }
-                    _ => thresholds.ks_critical(n, m, level(1))?,
+                    _ => thresholds.ks_critical_with(n, m, level(1), method)?,
                 };
                 let rank = if is_bh {
                     let mut found = None;
                     for k in 1..=family {
-                        if d_scaled >= thresholds.ks_critical(n, m, level(k))? {
+                        if d_scaled >= thresholds.ks_critical_with(n, m, level(k), method)? {
                             found = Some(k);
                             break;
                         }
@@ -525,8 +638,9 @@ impl ModelMonitor {
         for i in 0..self.missing.len() {
             let name = self.baseline.features[i].name.clone();
             let m = self.baseline.features[i].present() + self.baseline.features[i].missing;
+            let due = self.quality_due(self.missing[i].ring.len(), self.missing[i].capacity);
             let tracker = &mut self.missing[i];
-            if tracker.ring.len() == tracker.capacity {
+            if due {
                 let rate = tracker.missing as f64 / tracker.ring.len() as f64;
                 let outcome =
                     rate_outcome(rate, tracker.baseline_rate + tolerance, tracker.ring.len());

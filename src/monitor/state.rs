@@ -23,6 +23,9 @@ pub struct ModelState {
     pub baseline_id: String,
     /// Events applied.
     pub events: u64,
+    /// Newest event time seen (event-time windows' clock).
+    #[serde(default)]
+    pub newest_ms: Option<i64>,
     /// Event time and position of the most recent events (window range).
     pub recent: Vec<(i64, Position)>,
     /// One entry per check (features, then prediction).
@@ -46,6 +49,9 @@ pub struct CheckState {
     pub phase: Phase,
     /// Latest outcome.
     pub last: Option<Outcome>,
+    /// Event time of each windowed value (event-time windows only).
+    #[serde(default)]
+    pub times: Vec<i64>,
 }
 
 /// Raw window contents.
@@ -79,6 +85,9 @@ pub struct QualityState {
     pub unknown_phase: Phase,
     /// Latest unknown-category outcome.
     pub unknown_last: Option<Outcome>,
+    /// Event time of each entry of `missing` (event-time windows only).
+    #[serde(default)]
+    pub times: Vec<i64>,
 }
 
 /// Grouping of alert changes into notifications.

@@ -23,15 +23,11 @@ use super::ingest::IngestSettings;
 /// configuration and the global alert and retraining settings.
 pub fn monitor_settings(config: &Config, model: &ModelConfig) -> anyhow::Result<MonitorSettings> {
     let m = &model.monitor;
-    let window_size = match m.window {
-        config::Window::Count(n) => n.get(),
-        // Limitation: event-time windows need per-value timestamps in the
-        // window and per-size thresholds; until they land, a duration window
-        // is refused at start rather than silently treated as a count.
-        config::Window::Time(d) => anyhow::bail!(
-            "models[{}]: event-time windows ({d:?}) are not supported by this version; use monitor.window_size",
-            model.name.as_str()
-        ),
+    let (window_size, window_duration_ms) = match m.window {
+        config::Window::Count(n) => (n.get(), None),
+        // The structures are laid out for the default count; the span
+        // decides what stays in the window.
+        config::Window::Time(span) => (DEFAULT_NOMINAL_WINDOW, Some(millis(span))),
     };
     let decision = match m.decision {
         config::Decision::Calibrated { target_run_length } => monitor::Decision::Calibrated {
@@ -49,6 +45,7 @@ pub fn monitor_settings(config: &Config, model: &ModelConfig) -> anyhow::Result<
     let check_interval = m.check_interval.get() as u64;
     Ok(MonitorSettings {
         window_size,
+        window_duration_ms,
         min_window: m.min_window.get(),
         check_interval,
         decision,
@@ -68,6 +65,9 @@ pub fn monitor_settings(config: &Config, model: &ModelConfig) -> anyhow::Result<
         seed: MonitorSettings::default().seed,
     })
 }
+
+/// Window structures' nominal size for event-time windows.
+const DEFAULT_NOMINAL_WINDOW: usize = 1000;
 
 /// Persistence is configured in events; the lifecycle counts checks.
 fn checks_for(events: u64, check_interval: u64) -> u32 {
