@@ -23,6 +23,11 @@ eval "$kafka_env"
 trap 'tools/kafka/stop.sh --dir "$kafka_dir" || true' EXIT
 export DRIFTWARDEN_TEST_KAFKA="$KAFKA_BOOTSTRAP"
 
+echo "== Chromium (headless browser for tests/dashboard_browser.rs)"
+# The dashboard test loads the page in Debian's Chromium and reads the DOM;
+# install it once if the machine lacks it (the test fails without it).
+command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 echo "== tests (release: the calibration and stream tests push millions of events)"
 cargo test --release --locked --all-targets
 # Doc tests are not part of --all-targets.

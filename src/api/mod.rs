@@ -1,7 +1,17 @@
-//! The HTTP API (axum): health, readiness, Prometheus metrics, and the
-//! monitor's status per model.
+//! The HTTP API (axum): health, readiness, Prometheus metrics, the
+//! monitor's status per model, and the dashboard.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`dashboard`] | the page at `/` and the JSON routes it reads |
+//! | [`history`] | the sampler that keeps recent series for the page |
+//! | [`distribution`] | ECDFs with the KS gap, category shares |
 //!
 //! Errors come back as JSON `{"error": "..."}` with a fitting status code.
+
+mod dashboard;
+pub mod distribution;
+pub mod history;
 
 use axum::Json;
 use axum::Router;
@@ -15,6 +25,8 @@ use crate::config::Secret;
 use crate::service::Shared;
 use crate::telemetry::names;
 
+pub use history::{History, spawn_history};
+
 /// Largest request body accepted by any route.
 pub const BODY_LIMIT: usize = 1 << 20;
 
@@ -25,19 +37,26 @@ struct AppState {
     /// Required as a bearer token by state-changing routes.
     #[allow(dead_code)]
     api_token: Option<Secret>,
+    /// Recent series for the dashboard.
+    history: History,
 }
 
-/// The API's routes.
-pub fn router(shared: Shared, api_token: Option<Secret>) -> Router {
+/// The API's routes; `history` feeds the dashboard (see [`spawn_history`]).
+pub fn router(shared: Shared, api_token: Option<Secret>, history: History) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{model}", get(model))
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(AppState { shared, api_token })
+        .with_state(AppState {
+            shared,
+            api_token,
+            history,
+        })
 }
 
 /// An error response: status plus `{"error": message}`.

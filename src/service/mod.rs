@@ -128,7 +128,13 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     tracing::info!(%address, "HTTP API listening");
     let _ = handles.events.send(ServiceEvent::Listening(address));
     let http_stop = CancellationToken::new();
-    let app = crate::api::router(shared.clone(), config.service.api_token.clone());
+    let history = crate::api::history::spawn_history(
+        shared.clone(),
+        crate::api::history::DEFAULT_EVERY,
+        crate::api::history::DEFAULT_KEEP,
+    );
+    history.follow_notifications(handles.events.subscribe());
+    let app = crate::api::router(shared.clone(), config.service.api_token.clone(), history);
     let http = tokio::spawn({
         let stop = http_stop.clone();
         async move {
