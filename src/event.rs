@@ -62,6 +62,12 @@ pub enum DecodeError {
         /// The offending value, shortened.
         value: String,
     },
+    /// A label event without the id that joins it to its prediction.
+    #[error("label event has no id")]
+    MissingId,
+    /// A label event without a label (absent or null).
+    #[error("label event has no label")]
+    MissingLabel,
 }
 
 impl DecodeError {
@@ -75,6 +81,8 @@ impl DecodeError {
             DecodeError::UnknownModel { .. } => "unknown_model",
             DecodeError::WrongType { .. } => "wrong_type",
             DecodeError::BadTimestamp { .. } => "bad_timestamp",
+            DecodeError::MissingId => "missing_id",
+            DecodeError::MissingLabel => "missing_label",
         }
     }
 }
@@ -285,6 +293,93 @@ pub fn decode_event<'l>(
         values,
         prediction,
         label,
+    })
+}
+
+/// A decoded label event: the ground truth for one earlier (or later)
+/// prediction, joined to it by (model, id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelEvent {
+    /// Model id.
+    pub model: String,
+    /// Request id of the prediction this label belongs to.
+    pub id: String,
+    /// The true label.
+    pub label: Label,
+    /// Event time of the label, ms since the epoch.
+    pub timestamp_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct LabelEnvelope<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    label: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+}
+
+/// Decodes one message from a label topic: one label object
+/// (`{"model", "id", "label", "timestamp"}`) or an array of them, one
+/// result per element. Whether the model is monitored is the monitor's
+/// call ([`crate::monitor::Monitor::apply_label`]).
+pub fn decode_label_message(
+    payload: &[u8],
+    message_time_ms: i64,
+    max_bytes: usize,
+) -> Vec<Result<LabelEvent, DecodeError>> {
+    if payload.len() > max_bytes {
+        return vec![Err(DecodeError::TooLarge {
+            size: payload.len(),
+            limit: max_bytes,
+        })];
+    }
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'[') {
+        return vec![decode_label(payload, message_time_ms)];
+    }
+    match serde_json::from_slice::<Vec<&RawValue>>(payload) {
+        Ok(items) => items
+            .into_iter()
+            .map(|raw| decode_label(raw.get().as_bytes(), message_time_ms))
+            .collect(),
+        Err(e) => vec![Err(invalid_json(&e))],
+    }
+}
+
+fn decode_label(bytes: &[u8], message_time_ms: i64) -> Result<LabelEvent, DecodeError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Ok(_) => Err(DecodeError::NotAnObject),
+            Err(e) => Err(invalid_json(&e)),
+        };
+    }
+    let envelope: LabelEnvelope = serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))?;
+    let model = match envelope.model {
+        Some(m) if !m.is_empty() => m.into_owned(),
+        _ => return Err(DecodeError::MissingModel),
+    };
+    let id = match envelope.id {
+        Some(id) if !id.is_empty() => id.into_owned(),
+        _ => return Err(DecodeError::MissingId),
+    };
+    let label = match envelope.label {
+        Some(raw) => parse_label(raw)?.ok_or(DecodeError::MissingLabel)?,
+        None => return Err(DecodeError::MissingLabel),
+    };
+    let timestamp_ms = match envelope.timestamp {
+        Some(raw) => parse_timestamp(raw)?.unwrap_or(message_time_ms),
+        None => message_time_ms,
+    };
+    Ok(LabelEvent {
+        model,
+        id,
+        label,
+        timestamp_ms,
     })
 }
 
@@ -600,6 +695,36 @@ mod tests {
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().unwrap_err().reason(), "wrong_type");
         assert_eq!(out[2].as_ref().unwrap_err().reason(), "not_an_object");
+    }
+
+    #[test]
+    fn label_messages_decode_and_classify_errors() {
+        let decode = |json: &str| decode_label_message(json.as_bytes(), 7, 1 << 20);
+        let out = decode(
+            r#"[{"model":"churn","id":"r1","label":"yes","timestamp":1000},
+                             {"model":"churn","id":"r2","label":2.5}]"#,
+        );
+        let first = out[0].as_ref().unwrap();
+        assert_eq!(first.label, Label::Class("yes".into()));
+        assert_eq!((first.id.as_str(), first.timestamp_ms), ("r1", 1000));
+        let second = out[1].as_ref().unwrap();
+        assert_eq!(second.label, Label::Number(2.5));
+        assert_eq!(second.timestamp_ms, 7, "falls back to the message time");
+
+        let reason = |json: &str| decode(json)[0].as_ref().unwrap_err().reason();
+        assert_eq!(reason(r#"{"id":"r1","label":1}"#), "missing_model");
+        assert_eq!(reason(r#"{"model":"churn","label":1}"#), "missing_id");
+        assert_eq!(
+            reason(r#"{"model":"churn","id":"r1","label":null}"#),
+            "missing_label"
+        );
+        assert_eq!(reason(r#"{"model":"churn","id":"r1"}"#), "missing_label");
+        assert_eq!(
+            reason(r#"{"model":"churn","id":"r1","label":[1]}"#),
+            "wrong_type"
+        );
+        assert_eq!(reason("[1"), "invalid_json");
+        assert_eq!(reason("true"), "not_an_object");
     }
 
     proptest! {

@@ -60,6 +60,14 @@ pub mod names {
     pub const DEAD_LETTERS: &str = "driftwarden_dead_letters_total";
     /// Per-message processing time.
     pub const PROCESSING: &str = "driftwarden_processing_seconds";
+    /// Label join outcomes, per model and outcome (`matched`, `late`,
+    /// `never_matched`, `evicted`, `duplicate_label`, `unknown_id`).
+    pub const LABEL_JOINS: &str = "driftwarden_label_joins_total";
+    /// Label delay (label time − prediction time, event time) quantiles,
+    /// per model.
+    pub const LABEL_DELAY: &str = "driftwarden_label_delay_seconds";
+    /// Window value of a performance metric, per model and metric.
+    pub const PERFORMANCE: &str = "driftwarden_performance_metric";
 }
 
 const FAMILIES: &[(&str, &str, &str, &[&str])] = &[
@@ -105,6 +113,24 @@ const FAMILIES: &[(&str, &str, &str, &[&str])] = &[
         "gauge",
         "Messages behind the partition's end.",
         &["topic", "partition"],
+    ),
+    (
+        names::LABEL_JOINS,
+        "counter",
+        "Label join outcomes.",
+        &["model", "outcome"],
+    ),
+    (
+        names::LABEL_DELAY,
+        "summary",
+        "Event time from a prediction to its label.",
+        &["model", "quantile"],
+    ),
+    (
+        names::PERFORMANCE,
+        "gauge",
+        "Performance metric over the window of labelled predictions.",
+        &["model", "metric"],
     ),
     (
         names::DEAD_LETTERS,

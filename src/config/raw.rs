@@ -112,6 +112,15 @@ pub struct RawMonitor {
     pub resolve_after_events: u64,
     pub psi_warn: f64,
     pub missing_rate_tolerance: f64,
+    pub performance_window: u64,
+    pub performance_min_samples: u64,
+    pub performance_tolerance: f64,
+    pub performance_error_tolerance: f64,
+    pub performance_alpha: f64,
+    pub max_classes_reported: u64,
+    pub label_join_max_entries: u64,
+    #[serde(with = "humantime_serde")]
+    pub label_join_max_age: Duration,
 }
 
 impl Default for RawMonitor {
@@ -130,6 +139,14 @@ impl Default for RawMonitor {
             resolve_after_events: 200,
             psi_warn: 0.2,
             missing_rate_tolerance: 0.05,
+            performance_window: 1000,
+            performance_min_samples: 200,
+            performance_tolerance: 0.02,
+            performance_error_tolerance: 0.10,
+            performance_alpha: 0.01,
+            max_classes_reported: 20,
+            label_join_max_entries: 100_000,
+            label_join_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }

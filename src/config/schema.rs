@@ -152,6 +152,29 @@ pub struct MonitorSettings {
     /// Tolerated absolute increase of a feature's missing-value rate over
     /// the baseline's.
     pub missing_rate_tolerance: Fraction,
+    /// Ground truth: performance window, checks and label join bounds.
+    pub performance: PerformanceConfig,
+}
+
+/// Performance against labels, and the join of labels to predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerformanceConfig {
+    /// Labelled predictions per model in the performance window.
+    pub window: NonZeroUsize,
+    /// No performance verdict before the window holds this many (≤ window).
+    pub min_samples: NonZeroUsize,
+    /// Accuracy: tolerated absolute drop below the baseline's.
+    pub accuracy_tolerance: Fraction,
+    /// MAE and RMSE: tolerated relative increase over the baseline's.
+    pub error_tolerance: f64,
+    /// Level of the one-sided performance tests.
+    pub alpha: Alpha,
+    /// Classes given precision/recall/F1 in a model's status.
+    pub max_classes: usize,
+    /// Predictions and labels waiting to be joined, per model.
+    pub join_max_entries: NonZeroUsize,
+    /// Event time an unjoined prediction or label waits.
+    pub join_max_age: Duration,
 }
 
 /// The window of recent values compared with the baseline.

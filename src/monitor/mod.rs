@@ -9,13 +9,17 @@
 //! |---|---|
 //! | [`check`] | one monitored quantity: its window, its test, its alert phase |
 //! | [`lifecycle`] | pending → firing → resolved with `for` persistence |
+//! | [`join`] | labels joined to predictions by id, bounded by entries and event-time age |
+//! | [`performance`] | accuracy / MAE / RMSE over the last labelled predictions, tested against the baseline |
 //! | [`model`] | one model: its checks, missing rates, grouping into notifications, retraining triggers |
 //! | [`state`] | the monitor's state as plain data, for checkpoints and baseline swaps |
 //! | [`threshold`] | decision thresholds per mode (calibrated, fixed with corrections), cached |
 
 pub mod check;
+pub mod join;
 pub mod lifecycle;
 pub mod model;
+pub mod performance;
 pub mod state;
 pub mod threshold;
 
@@ -26,11 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Notification;
 use crate::baseline::Baseline;
-use crate::event::{Event, FeatureLayout};
+use crate::event::{Event, FeatureLayout, LabelEvent};
 use crate::stats::StatsError;
 
 pub use lifecycle::Persistence;
 pub use model::{ModelMonitor, ModelStatus};
+pub use performance::{PerformanceSettings, PerformanceStatus};
 pub use state::ModelState;
 pub use threshold::{Correction, Decision, Thresholds};
 
@@ -69,6 +74,9 @@ pub struct MonitorSettings {
     pub missing_rate_tolerance: f64,
     /// Seed for calibration simulations.
     pub seed: u64,
+    /// Ground truth: label join and performance checks.
+    #[serde(default)]
+    pub performance: PerformanceSettings,
 }
 
 impl Default for MonitorSettings {
@@ -92,6 +100,7 @@ impl Default for MonitorSettings {
             retrain_cooldown_ms: Some(3600 * 1000),
             missing_rate_tolerance: 0.05,
             seed: 0x6472_6966_7477_6172,
+            performance: PerformanceSettings::default(),
         }
     }
 }
@@ -237,6 +246,17 @@ impl Monitor {
         Ok(())
     }
 
+    /// Applies one label event: joined to its prediction (now or when it
+    /// comes), scored, and checked against the baseline's reference metric.
+    pub fn apply_label(&mut self, label: &LabelEvent, out: &mut Outputs) -> Result<(), ApplyError> {
+        let model = self
+            .models
+            .get_mut(&label.model)
+            .ok_or_else(|| ApplyError::UnknownModel(label.model.clone()))?;
+        model.apply_label(label, out)?;
+        Ok(())
+    }
+
     /// Status of every model, for the API.
     pub fn status(&self) -> Vec<ModelStatus> {
         self.models.values().map(ModelMonitor::status).collect()
@@ -245,6 +265,12 @@ impl Monitor {
     /// Status of one model.
     pub fn model_status(&self, model: &str) -> Option<ModelStatus> {
         self.models.get(model).map(ModelMonitor::status)
+    }
+
+    /// Performance, join counters and label delay of one model (`None`
+    /// when unknown or without reference metrics).
+    pub fn performance_status(&self, model: &str) -> Option<PerformanceStatus> {
+        self.models.get(model)?.performance_status()
     }
 
     /// The monitored models.

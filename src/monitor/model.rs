@@ -8,12 +8,13 @@ use serde::Serialize;
 
 use crate::alert::{Alert, AlertStatus, CheckKind, Evidence, Notification};
 use crate::baseline::Baseline;
-use crate::event::{Event, FeatureLayout, Value};
+use crate::event::{Event, FeatureLayout, LabelEvent, Value};
 use crate::stats::StatsError;
 use crate::stats::ks::{KsOptions, Method, p_value_scaled};
 
 use super::check::{Check, Outcome, Statistic, Test};
 use super::lifecycle::{Phase, Transition};
+use super::performance::{Performance, PerformanceStatus};
 use super::state::{CheckState, GroupState, ModelState, QualityState, WindowState};
 use super::threshold::{Correction, Decision, Thresholds, bh_rejects, fixed_level};
 use super::{CheckRecord, MonitorSettings, Outputs, Position, RetrainTrigger};
@@ -101,7 +102,9 @@ pub struct ModelStatus {
     pub last_event_ms: Option<i64>,
     /// Firing alerts.
     pub firing: usize,
-    /// Per-check state.
+    /// Per-check state; performance metrics appear as rows of kind
+    /// `performance` (statistic: window value, threshold: baseline value,
+    /// n: labelled samples, m: the reference's sample size).
     pub checks: Vec<CheckStatus>,
 }
 
@@ -133,6 +136,10 @@ pub struct ModelMonitor {
     /// Newest event time seen (event-time windows' clock).
     newest_ms: Option<i64>,
     group: GroupState,
+    /// Labelled performance, when the baseline has reference metrics.
+    performance: Option<Performance>,
+    /// Label events applied (part of the grouping clock).
+    labels: u64,
 }
 
 impl ModelMonitor {
@@ -174,7 +181,14 @@ impl ModelMonitor {
                 times: VecDeque::new(),
             })
             .collect();
+        let performance = Performance::new(
+            &baseline.metrics,
+            baseline.prediction.as_ref(),
+            settings.performance,
+        );
         Ok(ModelMonitor {
+            performance,
+            labels: 0,
             layout: FeatureLayout::from_baseline(&baseline),
             baseline,
             settings,
@@ -236,6 +250,8 @@ impl ModelMonitor {
             checks,
             quality,
             group: self.group.clone(),
+            performance: self.performance.as_ref().map(Performance::state),
+            labels: self.labels,
         }
     }
 
@@ -352,6 +368,10 @@ impl ModelMonitor {
         next.events = state.events;
         next.newest_ms = state.newest_ms;
         next.group = state.group.clone();
+        next.labels = state.labels;
+        if let (Some(performance), Some(saved)) = (&mut next.performance, &state.performance) {
+            performance.restore(saved);
+        }
         Ok(next)
     }
 
@@ -393,7 +413,63 @@ impl ModelMonitor {
             self.run_checks(event.timestamp_ms, thresholds, out)?;
             self.run_missing_checks(event.timestamp_ms, out);
         }
+        self.score_prediction(event);
         self.maybe_notify(event.timestamp_ms, out)
+    }
+
+    /// Ground truth from the prediction side: an inline label is scored at
+    /// once; an id without one waits in the join store for its label.
+    fn score_prediction(&mut self, event: &Event) {
+        let rules = self.settings.persistence;
+        let Some(performance) = self.performance.as_mut() else {
+            return;
+        };
+        let transitions = performance.on_prediction(
+            event.id.as_deref(),
+            event.prediction,
+            event.label.as_ref(),
+            event.timestamp_ms,
+            &rules,
+        );
+        self.note_performance(transitions, event.timestamp_ms);
+    }
+
+    /// Applies a label event (label topics). A model without reference
+    /// metrics ignores labels: there is nothing to compare them with.
+    pub fn apply_label(&mut self, label: &LabelEvent, out: &mut Outputs) -> Result<(), StatsError> {
+        let rules = self.settings.persistence;
+        let Some(performance) = self.performance.as_mut() else {
+            return Ok(());
+        };
+        self.labels += 1;
+        let at = label.timestamp_ms;
+        let transitions = performance.on_label(&label.id, label.label.clone(), at, &rules);
+        self.note_performance(transitions, at);
+        self.maybe_notify(at, out)
+    }
+
+    fn note_performance(&mut self, transitions: Vec<(String, Transition)>, now_ms: i64) {
+        for (name, transition) in transitions {
+            self.note_transition(CheckKind::Performance, &name, Some(transition), now_ms);
+        }
+    }
+
+    /// The grouping clock: events and labels applied. Labels count so that
+    /// an alert decided while only labels arrive (a batch of ground truth
+    /// after the traffic) is still notified after the group wait.
+    fn inputs(&self) -> u64 {
+        self.events + self.labels
+    }
+
+    /// Performance, join counters and label delay for the API, if the
+    /// baseline has reference metrics.
+    pub fn performance_status(&self) -> Option<PerformanceStatus> {
+        self.performance.as_ref().map(Performance::status)
+    }
+
+    /// Labelled performance, if the baseline has reference metrics.
+    pub fn performance(&self) -> Option<&Performance> {
+        self.performance.as_ref()
     }
 
     /// Count windows: the last `window_size` values of each quantity.
@@ -724,7 +800,7 @@ impl ModelMonitor {
             }
         }
         if self.group.flush_at_event.is_none() {
-            self.group.flush_at_event = Some(self.events + self.settings.group_wait_events);
+            self.group.flush_at_event = Some(self.inputs() + self.settings.group_wait_events);
         }
         let _ = now_ms;
     }
@@ -733,7 +809,7 @@ impl ModelMonitor {
         let due_flush = self
             .group
             .flush_at_event
-            .is_some_and(|at| self.events >= at);
+            .is_some_and(|at| self.inputs() >= at);
         let due_repeat = self.group.flush_at_event.is_none()
             && self
                 .group
@@ -806,6 +882,10 @@ impl ModelMonitor {
     fn any_firing(&self) -> bool {
         self.checks.iter().any(|c| c.phase.is_firing())
             || self.missing.iter().any(|m| m.phase.is_firing())
+            || self
+                .performance
+                .as_ref()
+                .is_some_and(Performance::any_firing)
     }
 
     /// Every currently firing alert with fresh evidence.
@@ -826,12 +906,19 @@ impl ModelMonitor {
                 alerts.push(self.alert_for(CheckKind::DataQuality, &label, since_ms)?);
             }
         }
+        for check in self.performance.iter().flat_map(|p| p.checks()) {
+            if let Phase::Firing { since_ms, .. } = check.phase {
+                alerts.push(self.alert_for(CheckKind::Performance, &check.name, since_ms)?);
+            }
+        }
         Ok(alerts)
     }
 
     fn alert_for(&self, kind: CheckKind, name: &str, since_ms: i64) -> Result<Alert, StatsError> {
         let evidence = if kind == CheckKind::DataQuality {
             self.missing_evidence(name)
+        } else if kind == CheckKind::Performance {
+            self.performance_evidence(name)
         } else {
             let check = self
                 .checks
@@ -918,6 +1005,28 @@ impl ModelMonitor {
         evidence
     }
 
+    /// Evidence of a performance alert: `statistic` is the window's metric
+    /// value, `threshold` the baseline's reference value, `p_value` the
+    /// one-sided test's; `test` names the metric and the test.
+    fn performance_evidence(&self, name: &str) -> Evidence {
+        let mut evidence = self.empty_evidence(super::performance::test_name(name));
+        let check = self
+            .performance
+            .iter()
+            .flat_map(|p| p.checks())
+            .find(|c| c.name == name);
+        if let Some(check) = check {
+            evidence.baseline_size = check.reference.n;
+            evidence.threshold = check.reference.value;
+            evidence.p_value = check.last_pvalue;
+            if let Some(last) = check.last {
+                evidence.statistic = last.statistic;
+                evidence.window_size = last.n;
+            }
+        }
+        evidence
+    }
+
     fn empty_evidence(&self, test: &str) -> Evidence {
         let first = self.recent.front().copied().unwrap_or_default();
         let last = self.recent.back().copied().unwrap_or_default();
@@ -988,6 +1097,11 @@ impl ModelMonitor {
                 });
             }
         }
+        checks.extend(
+            self.performance
+                .iter()
+                .flat_map(Performance::check_statuses),
+        );
         ModelStatus {
             model: self.baseline.model.clone(),
             baseline_id: self.baseline.id.clone(),

@@ -12,6 +12,7 @@ use crate::alert::{Alert, CheckKind};
 use super::Position;
 use super::check::Outcome;
 use super::lifecycle::Phase;
+use super::performance::PerformanceState;
 
 /// Everything one model's monitor knows beyond its baseline and settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,14 @@ pub struct ModelState {
     pub quality: Vec<QualityState>,
     /// Notification grouping.
     pub group: GroupState,
+    /// Performance window, metric alerts and label join store (absent in
+    /// checkpoints from before ground truth, and for models without
+    /// reference metrics).
+    #[serde(default)]
+    pub performance: Option<PerformanceState>,
+    /// Label events applied (with `events`, the grouping clock).
+    #[serde(default)]
+    pub labels: u64,
 }
 
 /// A check's window and alert phase.

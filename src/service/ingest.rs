@@ -5,7 +5,7 @@
 //! An offset is stored only after its message has been applied (and its
 //! outputs handed on), so a crash re-reads at most what was not applied.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::dispatcher::Dispatcher;
-use crate::event::{DecodeError, decode_message};
+use crate::event::{DecodeError, decode_label_message, decode_message};
 use crate::monitor::{Monitor, Outputs, Position, RetrainTrigger};
 use crate::telemetry::names;
 
@@ -41,6 +41,10 @@ pub struct IngestSettings {
     pub reject_log_interval: Duration,
     /// Channel names each model's notifications go to.
     pub routes: HashMap<String, Vec<String>>,
+    /// Prediction topics (the subscription the service starts with).
+    pub prediction_topics: Vec<String>,
+    /// Label topics: their messages are label events.
+    pub label_topics: HashSet<String>,
 }
 
 /// Counts of rejected events since the last summary log, with one example.
@@ -87,6 +91,7 @@ pub struct Ingest {
 impl Ingest {
     /// Runs until `shutdown` is cancelled, then commits stored offsets.
     pub async fn run(self, shutdown: CancellationToken) {
+        self.subscribe_labels();
         let mut rejects = RejectLog::default();
         let mut applied: u64 = 0;
         let mut next_report: u64 = PROGRESS_EVERY;
@@ -121,6 +126,27 @@ impl Ingest {
         self.commit();
     }
 
+    /// Adds the label topics to the subscription. The loop owns the
+    /// knowledge of which topics carry labels, so it extends the prediction
+    /// subscription here, before the first poll (a subscription replaces
+    /// the previous one, hence both lists).
+    fn subscribe_labels(&self) {
+        if self.settings.label_topics.is_empty() {
+            return;
+        }
+        let topics: BTreeSet<&str> = self
+            .settings
+            .prediction_topics
+            .iter()
+            .chain(&self.settings.label_topics)
+            .map(String::as_str)
+            .collect();
+        let topics: Vec<&str> = topics.into_iter().collect();
+        if let Err(error) = self.consumer.subscribe(&topics) {
+            tracing::error!(%error, "cannot subscribe to label topics; labels are not joined");
+        }
+    }
+
     /// Commits stored offsets synchronously; called once at shutdown.
     fn commit(&self) {
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
@@ -135,6 +161,9 @@ impl Ingest {
 
     /// Decodes and applies one message; returns the number of events applied.
     fn handle(&self, message: &BorrowedMessage<'_>, rejects: &mut RejectLog) -> u64 {
+        if self.settings.label_topics.contains(message.topic()) {
+            return self.handle_labels(message, rejects);
+        }
         let started = Instant::now();
         let payload = message.payload().unwrap_or_default();
         let message_time = message.timestamp().to_millis().unwrap_or(0);
@@ -145,6 +174,7 @@ impl Ingest {
         let mut outputs = Outputs::default();
         let mut applied = 0;
         let mut first_error: Option<DecodeError> = None;
+        let mut touched = BTreeSet::new();
         {
             let mut monitor = self
                 .shared
@@ -173,6 +203,9 @@ impl Ingest {
                         self.shared
                             .metrics
                             .add(names::EVENTS_CONSUMED, &[&event.model], 1);
+                        if event.id.is_some() || event.label.is_some() {
+                            touched.insert(event.model);
+                        }
                     }
                     Err(ApplyOrDecode::Decode(error)) => {
                         self.shared
@@ -189,6 +222,7 @@ impl Ingest {
                     }
                 }
             }
+            self.publish_performance(&monitor, &touched);
         }
         if let Some(error) = first_error {
             self.dead_letter(message, &error);
@@ -196,6 +230,97 @@ impl Ingest {
         self.carry_out(outputs);
         self.shared.metrics.observe_processing(started.elapsed());
         applied
+    }
+
+    /// Decodes and applies one label-topic message; returns the number of
+    /// labels applied. Rejected labels are counted and dead-lettered like
+    /// events.
+    fn handle_labels(&self, message: &BorrowedMessage<'_>, rejects: &mut RejectLog) -> u64 {
+        let started = Instant::now();
+        let payload = message.payload().unwrap_or_default();
+        let message_time = message.timestamp().to_millis().unwrap_or(0);
+        let max_bytes = self.settings.max_message_bytes;
+        let mut outputs = Outputs::default();
+        let (mut applied, mut touched) = (0, BTreeSet::new());
+        let mut first_error: Option<DecodeError> = None;
+        {
+            let mut monitor = self
+                .shared
+                .monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for result in decode_label_message(payload, message_time, max_bytes) {
+                let outcome = result.and_then(|label| {
+                    let model = label.model.clone();
+                    match monitor.apply_label(&label, &mut outputs) {
+                        Ok(()) => Ok(model),
+                        Err(crate::monitor::ApplyError::UnknownModel(model)) => {
+                            Err(DecodeError::UnknownModel { model })
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "label could not be applied");
+                            Ok(model)
+                        }
+                    }
+                });
+                match outcome {
+                    Ok(model) => {
+                        applied += 1;
+                        touched.insert(model);
+                    }
+                    Err(error) => {
+                        self.shared
+                            .metrics
+                            .add(names::EVENTS_REJECTED, &[error.reason()], 1);
+                        rejects.note(&error, self.settings.reject_log_interval);
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            self.publish_performance(&monitor, &touched);
+        }
+        if let Some(error) = first_error {
+            self.dead_letter(message, &error);
+        }
+        self.carry_out(outputs);
+        self.shared.metrics.observe_processing(started.elapsed());
+        applied
+    }
+
+    /// Join counters, label delay and metric values of the models a message
+    /// touched. Counters are the monitor's own totals (it is the source of
+    /// truth, and they survive a checkpoint), so they are set, not added.
+    fn publish_performance(&self, monitor: &Monitor, models: &BTreeSet<String>) {
+        let metrics = &self.shared.metrics;
+        for model in models {
+            let Some(performance) = monitor
+                .models()
+                .find(|m| &m.baseline().model == model)
+                .and_then(|m| m.performance())
+            else {
+                continue;
+            };
+            let c = performance.join_counters();
+            let outcomes = [
+                ("matched", c.matched),
+                ("late", c.late),
+                ("never_matched", c.never_matched),
+                ("evicted", c.evicted),
+                ("duplicate_label", c.duplicate_labels),
+                ("unknown_id", c.unknown_ids),
+            ];
+            for (outcome, count) in outcomes {
+                metrics.set(names::LABEL_JOINS, &[model, outcome], count as f64);
+            }
+            if let Some(d) = performance.delay_quantiles() {
+                for (q, v) in [("0.5", d.p50), ("0.9", d.p90), ("0.99", d.p99)] {
+                    metrics.set(names::LABEL_DELAY, &[model, q], v);
+                }
+            }
+            for (name, value) in performance.values() {
+                metrics.set(names::PERFORMANCE, &[model, name], value);
+            }
+        }
     }
 
     /// Hands notifications to delivery and triggers to the producer.

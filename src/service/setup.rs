@@ -63,7 +63,23 @@ pub fn monitor_settings(config: &Config, model: &ModelConfig) -> anyhow::Result<
             .then(|| millis(config.retrain.cooldown)),
         missing_rate_tolerance: m.missing_rate_tolerance.get(),
         seed: MonitorSettings::default().seed,
+        performance: performance_settings(&m.performance),
     })
+}
+
+fn performance_settings(p: &config::PerformanceConfig) -> monitor::PerformanceSettings {
+    monitor::PerformanceSettings {
+        window: p.window.get(),
+        min_samples: p.min_samples.get(),
+        accuracy_tolerance: p.accuracy_tolerance.get(),
+        error_tolerance: p.error_tolerance,
+        alpha: p.alpha.get(),
+        max_classes: p.max_classes,
+        join: monitor::join::JoinBounds {
+            max_entries: p.join_max_entries.get(),
+            max_age_ms: millis(p.join_max_age),
+        },
+    }
 }
 
 /// Window structures' nominal size for event-time windows.
@@ -183,6 +199,10 @@ pub fn ingest_settings(config: &Config) -> IngestSettings {
             .enabled
             .then(|| config.kafka.retrain_topic.as_str().to_string()),
         reject_log_interval: Duration::from_secs(10),
+        prediction_topics: topic_names(&config.kafka.prediction_topics),
+        label_topics: topic_names(&config.kafka.label_topics)
+            .into_iter()
+            .collect(),
         routes: config
             .models
             .iter()
@@ -192,4 +212,8 @@ pub fn ingest_settings(config: &Config) -> IngestSettings {
             })
             .collect(),
     }
+}
+
+fn topic_names(topics: &[config::TopicName]) -> Vec<String> {
+    topics.iter().map(|t| t.as_str().to_string()).collect()
 }

@@ -9,8 +9,8 @@ use super::Checker;
 use crate::config::layers::child_key;
 use crate::config::raw::{RawModel, RawMonitor};
 use crate::config::schema::{
-    ChannelKind, Correction, Decision, DecisionMode, ModelConfig, MonitorSettings, Persistence,
-    Window,
+    ChannelKind, Correction, Decision, DecisionMode, ModelConfig, MonitorSettings,
+    PerformanceConfig, Persistence, Window,
 };
 use crate::config::types::{Alpha, Fraction, ModelName};
 
@@ -50,6 +50,7 @@ impl Checker {
             "monitor.missing_rate_tolerance",
             message,
         );
+        let performance = self.performance(raw);
 
         let settings = MonitorSettings {
             window: window?,
@@ -63,8 +64,53 @@ impl Checker {
             resolve_after_events: raw.resolve_after_events,
             psi_warn: raw.psi_warn,
             missing_rate_tolerance: tolerance?,
+            performance: performance?,
         };
         (self.errors.len() == errors_before).then_some(settings)
+    }
+
+    /// The `performance_*`, `max_classes_reported` and `label_join_*` keys.
+    fn performance(&mut self, raw: &RawMonitor) -> Option<PerformanceConfig> {
+        let window = self.count("monitor.performance_window", raw.performance_window, 2);
+        let key = "monitor.performance_min_samples";
+        let min_samples = self.count(key, raw.performance_min_samples, 2);
+        if let (Some(w), Some(m)) = (window, min_samples) {
+            let message = format!("must be at most monitor.performance_window ({w}), got {m}");
+            self.ensure(m <= w, key, message);
+        }
+        let tolerance = Fraction::new(raw.performance_tolerance);
+        let message = format!("must be in [0, 1], got {}", raw.performance_tolerance);
+        self.ensure(
+            tolerance.is_some(),
+            "monitor.performance_tolerance",
+            message,
+        );
+        let error_tolerance = raw.performance_error_tolerance;
+        self.ensure(
+            error_tolerance.is_finite() && error_tolerance >= 0.0,
+            "monitor.performance_error_tolerance",
+            format!("must be a non-negative number, got {error_tolerance}"),
+        );
+        let alpha = Alpha::new(raw.performance_alpha);
+        let message = format!(
+            "must be strictly between 0 and 1, got {}",
+            raw.performance_alpha
+        );
+        self.ensure(alpha.is_some(), "monitor.performance_alpha", message);
+        let key = "monitor.label_join_max_entries";
+        let entries = self.count(key, raw.label_join_max_entries, 1);
+        let age = self.positive("monitor.label_join_max_age", raw.label_join_max_age);
+
+        Some(PerformanceConfig {
+            window: window?,
+            min_samples: min_samples?,
+            accuracy_tolerance: tolerance?,
+            error_tolerance,
+            alpha: alpha?,
+            max_classes: usize::try_from(raw.max_classes_reported).unwrap_or(usize::MAX),
+            join_max_entries: entries?,
+            join_max_age: age?,
+        })
     }
 
     fn window(&mut self, raw: &RawMonitor, min_window: Option<NonZeroUsize>) -> Option<Window> {

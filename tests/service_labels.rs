@@ -1,0 +1,182 @@
+//! Ground truth end to end against a real Apache Kafka broker: predictions
+//! on one topic, labels on another (10 s late in event time), accuracy
+//! dropping → a Performance notification on a real webhook receiver; labels
+//! for unknown ids counted in `/metrics`.
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/receivers.rs"]
+mod receivers;
+#[path = "support/service.rs"]
+mod service;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use driftwarden::baseline::{Baseline, Distribution, MetricValue};
+use driftwarden::demo::generator::Generator;
+use kafka::KafkaBroker;
+use receivers::{Behaviour, Receiver};
+use serde_json::json;
+use service::{ConfigText, Running, START_MS, Scratch};
+
+const PREDICTIONS: usize = 5_000;
+/// Accuracy is 0.9 before this prediction, 0.7 from it on.
+const DROP_AT: usize = 2_000;
+const STEP_MS: i64 = 100;
+const LABEL_DELAY_MS: i64 = 10_000;
+const UNKNOWN_LABELS: usize = 40;
+
+/// A seeded splitmix64 for the test traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The sample model's features, a yes/no classifier's prediction, and the
+/// reference accuracy 0.9 measured on 5000 labelled rows.
+fn classifier_baseline(scratch: &Scratch) -> std::path::PathBuf {
+    let (sample, _) = service::sample_baseline(&scratch.0, 3_000);
+    let mut baseline = Baseline {
+        prediction: Some(Distribution::Categorical {
+            counts: BTreeMap::from([("no".to_string(), 1_500), ("yes".to_string(), 1_500)]),
+        }),
+        ..sample
+    };
+    baseline.metrics.accuracy = Some(MetricValue {
+        value: 0.9,
+        n: 5_000,
+    });
+    let baseline = Baseline::new(baseline).unwrap();
+    let path = scratch.0.join("classifier.json");
+    baseline.save(&path).unwrap();
+    path
+}
+
+/// Predictions (undrifted features, yes/no at random) and their labels,
+/// each label 10 s of event time after its prediction; preceded by labels
+/// for ids no prediction has, stamped two days back so the join store's
+/// age bound (24 h) evicts them as unknown.
+fn traffic() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut generator = Generator::new(21, START_MS, service::test_plan());
+    let mut rng = Rng(9);
+    let (mut predictions, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..UNKNOWN_LABELS {
+        let label = json!({"model": "churn", "id": format!("nobody-{i}"), "label": "yes",
+            "timestamp": START_MS - 48 * 3600 * 1000});
+        labels.push(serde_json::to_vec(&label).unwrap());
+    }
+    for i in 0..PREDICTIONS {
+        let (features, _) = generator.row(false);
+        let at = START_MS + i as i64 * STEP_MS;
+        let predicted = if rng.uniform() < 0.5 { "yes" } else { "no" };
+        let accuracy = if i < DROP_AT { 0.9 } else { 0.7 };
+        let right = rng.uniform() < accuracy;
+        let truth = match (right, predicted) {
+            (true, p) => p,
+            (false, "yes") => "no",
+            (false, _) => "yes",
+        };
+        let id = format!("req-{i}");
+        let event = json!({"model": "churn", "id": id, "timestamp": at,
+            "features": features, "prediction": predicted});
+        predictions.push(serde_json::to_vec(&event).unwrap());
+        let label = json!({"model": "churn", "id": id, "label": truth,
+            "timestamp": at + LABEL_DELAY_MS});
+        labels.push(serde_json::to_vec(&label).unwrap());
+    }
+    (predictions, labels)
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_ids() {
+    let broker = KafkaBroker::shared();
+    let scratch = Scratch::new("e2e-labels");
+    let (topic, label_topic, retrain) = (
+        broker.unique_topic("predictions"),
+        broker.unique_topic("labels"),
+        broker.unique_topic("retrain"),
+    );
+    for t in [&topic, &label_topic, &retrain] {
+        broker.create_topic(t, 1).await;
+    }
+    let webhook = Receiver::start(Behaviour::Ok).await;
+    let config = ConfigText {
+        bootstrap: broker.bootstrap().to_string(),
+        group: broker.unique_group("labels"),
+        topic: topic.clone(),
+        retrain_topic: retrain,
+        baseline: classifier_baseline(&scratch),
+        routes: r#"["webhook"]"#.into(),
+        channels: format!("[channels.webhook]\nurl = \"{}\"\n", webhook.url("/hook")),
+        extra_kafka: format!("label_topics = [\"{label_topic}\"]"),
+        window: 500,
+    };
+    let running = Running::start(&scratch.0, &config.render()).await;
+
+    // Predictions first, all applied, then the ground truth: the order a
+    // labelling pipeline that runs behind the traffic gives.
+    let (predictions, labels) = traffic();
+    service::produce(broker.bootstrap(), &topic, &predictions).await;
+    let within = Duration::from_secs(120);
+    running
+        .wait_applied("churn", PREDICTIONS as u64, within)
+        .await;
+    service::produce(broker.bootstrap(), &label_topic, &labels).await;
+
+    let hooks = webhook.wait_for(1, Duration::from_secs(120)).await;
+    let payload = hooks[0].json();
+    let alerts = payload["alerts"].as_array().unwrap();
+    let accuracy = alerts
+        .iter()
+        .find(|a| a["labels"]["check"] == "performance")
+        .unwrap_or_else(|| panic!("no performance alert in {payload:#}"));
+    assert_eq!(accuracy["labels"]["feature"], "accuracy");
+    assert_eq!(accuracy["status"], "firing");
+    assert!(
+        alerts.iter().all(|a| a["labels"]["check"] == "performance"),
+        "only performance alerts: {payload:#}"
+    );
+
+    // Every label applied: the matched and unknown counters add up.
+    let joins = "driftwarden_label_joins_total{model=\"churn\",outcome=";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = running.get_text("/metrics").await;
+        let matched = metric(&text, &format!("{joins}\"matched\"}}"));
+        if matched == Some(PREDICTIONS as f64) || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        metric(&text, &format!("{joins}\"matched\"}}")),
+        Some(PREDICTIONS as f64),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, &format!("{joins}\"unknown_id\"}}")),
+        Some(UNKNOWN_LABELS as f64),
+        "{text}"
+    );
+    let p50 = "driftwarden_label_delay_seconds{model=\"churn\",quantile=\"0.5\"}";
+    // The delay histogram keeps 2 significant digits (1% resolution).
+    let p50 = metric(&text, p50).unwrap();
+    assert!((p50 - 10.0).abs() <= 0.1, "median label delay {p50} s");
+
+    running.stop().await;
+    webhook.stop().await;
+}
