@@ -10,14 +10,15 @@
 //! | module | concept |
 //! |---|---|
 //! | [`stats`] | the statistics core: KS exactly as scipy, sliding-window KS, chi-square, PSI, proportions, calibration |
-//! | [`baseline`] | baseline snapshots: the reference distributions of one model, content-addressed |
+//! | [`baseline`] | baseline snapshots: the reference distributions of one model, content-addressed; building and inspecting them |
 //! | [`event`] | prediction events: decoding straight into a model's feature layout, validation errors by reason |
-//! | [`monitor`] | the deterministic core: per-model checks, thresholds, alert lifecycle, notifications, retraining triggers |
+//! | [`monitor`] | the deterministic core: per-model checks, thresholds, label join and performance, alert lifecycle, notifications, retraining triggers |
 //! | [`alert`] | notifications and their delivery: webhook (Alertmanager shape), Slack, email; queues and retries |
 //! | [`config`] | layered configuration (defaults, file, environment, flags) validated into a typed `Config` |
 //! | [`service`] | the shell: Kafka consumer and producer, the ingestion loop, ordered shutdown |
-//! | [`api`] | the HTTP API: health, readiness, Prometheus metrics, model status |
+//! | [`api`] | the HTTP API and the dashboard: health, readiness, Prometheus metrics, model status, history, ECDFs |
 //! | [`telemetry`] | logging set-up and the metrics registry |
+//! | [`replay`] | backtesting: the monitor run over a file of historical events in event-time order; alert timeline and per-check verdicts |
 //! | [`demo`] | `driftwarden demo`: an in-process broker, a drifting sample model, local receivers |
 //!
 //! `stats` and `monitor` are pure: no I/O, no clock, no async; time comes
@@ -31,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod event;
 pub mod monitor;
+pub mod replay;
 pub mod service;
 pub mod stats;
 pub mod telemetry;

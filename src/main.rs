@@ -2,10 +2,13 @@
 //! library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use driftwarden::baseline::builder::{self, BuildOptions, Input, InputFormat};
+use driftwarden::replay::ReplayError;
+use driftwarden::replay::command::ReplayArgs;
 
 /// Watches ML models in production: consumes prediction events from Kafka,
 /// tests each feature's sliding window against a baseline (KS, chi-square),
@@ -51,6 +54,42 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+    /// Build or inspect baseline snapshots.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// Backtest: run the monitor over a file of historical events, in
+    /// event-time order, and print what would have fired and resolved.
+    ///
+    /// EVENTS is JSON lines in the event schema, or CSV with a header whose
+    /// columns are features plus optional model, model_version, id,
+    /// timestamp, prediction and label. Label events ({"model", "id",
+    /// "label"} without features or prediction) are joined by id, as from a
+    /// label topic. Models and settings come from
+    /// --config (as `run` reads it) and --baseline files, which add models
+    /// or replace a configured model's baseline.
+    Replay {
+        /// Events file (.jsonl, .ndjson, .json or .csv; `-` for stdin).
+        events: PathBuf,
+        /// Input format, when the extension does not say.
+        #[arg(long, value_parser = parse_format)]
+        format: Option<InputFormat>,
+        /// Configuration file [default: built-in defaults].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override any configuration key, as for `run` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// A baseline snapshot; adds its model, or replaces the configured
+        /// baseline of that model (repeatable).
+        #[arg(long = "baseline", value_name = "FILE")]
+        baselines: Vec<PathBuf>,
+        /// Write one JSON line per check verdict here.
+        #[arg(long, short, value_name = "FILE", conflicts_with = "timeline_only")]
+        output: Option<PathBuf>,
+        /// Print only the alert timeline (no summary, no verdicts).
+        #[arg(long)]
+        timeline_only: bool,
+    },
     /// Validate a configuration: print every problem with its key and exit
     /// non-zero if there is any, else print a short summary.
     CheckConfig {
@@ -63,6 +102,71 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Build a baseline from training data: CSV with a header row, or JSON
+    /// lines (events or flat rows). Numeric columns keep up to
+    /// --max-sample values (a seeded reservoir sample beyond), categorical
+    /// ones their counts; missing values (empty, null, NA, NaN, …) are
+    /// counted per feature.
+    Build(Box<BuildArgs>),
+    /// Summarise a baseline: source, per-feature kind, counts, quantiles or
+    /// top categories, prediction, metrics.
+    Inspect {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `baseline build` flags.
+#[derive(Args)]
+struct BuildArgs {
+    /// The model the baseline describes.
+    #[arg(long)]
+    model: String,
+    /// The model version.
+    #[arg(long)]
+    version: Option<String>,
+    /// Training data (`-` for stdin).
+    #[arg(long, short, value_name = "FILE")]
+    input: PathBuf,
+    /// Input format [default: from the extension, else sniffed].
+    #[arg(long, value_parser = parse_format)]
+    format: Option<InputFormat>,
+    /// The features, in this order [default: every column but the
+    /// label, the prediction, model, model_version, id and timestamp].
+    #[arg(long, value_delimiter = ',', value_name = "A,B,…")]
+    features: Option<Vec<String>>,
+    /// Columns to treat as categorical whatever their values.
+    #[arg(long, value_delimiter = ',', value_name = "X,Y,…")]
+    categorical: Vec<String>,
+    /// Columns to treat as numeric (a non-number is then an error).
+    #[arg(long, value_delimiter = ',', value_name = "X,Y,…")]
+    numeric: Vec<String>,
+    /// The label column [default: `label`, if present].
+    #[arg(long, value_name = "C")]
+    label_column: Option<String>,
+    /// The prediction column [default: `prediction`, if present].
+    #[arg(long, value_name = "P")]
+    prediction_column: Option<String>,
+    /// Values kept per numeric feature before reservoir sampling.
+    #[arg(long, value_name = "N", default_value_t = builder::DEFAULT_MAX_SAMPLE)]
+    max_sample: usize,
+    /// Seed of the reservoir samples.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Where to write the snapshot (`-` for stdout).
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+}
+
+fn parse_format(s: &str) -> Result<InputFormat, String> {
+    s.parse()
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config, overrides } => run(config, overrides),
@@ -73,6 +177,113 @@ fn main() -> ExitCode {
             keep_running,
         } => demo(events, drift_at, listen, keep_running),
         Command::CheckConfig { config, overrides } => check_config(config, overrides),
+        Command::Baseline(BaselineCommand::Build(args)) => {
+            let BuildArgs {
+                model,
+                version,
+                input,
+                format,
+                features,
+                categorical,
+                numeric,
+                label_column,
+                prediction_column,
+                max_sample,
+                seed,
+                output,
+            } = *args;
+            let options = BuildOptions {
+                model,
+                model_version: version,
+                features,
+                categorical,
+                numeric,
+                label_column,
+                prediction_column,
+                max_sample,
+                seed,
+            };
+            baseline_build(&Input::parse(&input), format, &options, &output)
+        }
+        Command::Baseline(BaselineCommand::Inspect { file, json }) => baseline_inspect(&file, json),
+        Command::Replay {
+            events,
+            format,
+            config,
+            overrides,
+            baselines,
+            output,
+            timeline_only,
+        } => {
+            let overrides = match parse_overrides(&overrides) {
+                Ok(o) => o,
+                Err(e) => return fail(&e),
+            };
+            replay(ReplayArgs {
+                events,
+                format,
+                config,
+                overrides,
+                baselines,
+                output,
+                timeline_only,
+            })
+        }
+    }
+}
+
+fn baseline_build(
+    input: &Input,
+    format: Option<InputFormat>,
+    options: &BuildOptions,
+    output: &Path,
+) -> ExitCode {
+    match builder::build_command(input, format, options, output) {
+        Ok(built) => {
+            eprint!("{built}");
+            if output != Path::new("-") {
+                eprintln!("wrote {}", output.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn baseline_inspect(file: &Path, json: bool) -> ExitCode {
+    let summary = match driftwarden::baseline::inspect::inspect(file) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let text = if json {
+        match serde_json::to_string_pretty(&summary) {
+            Ok(text) => text + "\n",
+            Err(e) => return fail(&e.to_string()),
+        }
+    } else {
+        summary.to_string()
+    };
+    print_stdout(&text)
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not a failure.
+fn print_stdout(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write to stdout: {e}")),
+    }
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    match driftwarden::replay::command::replay(&args, &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not a failure.
+        Err(ReplayError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 

@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod builder;
+pub mod inspect;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -80,10 +83,14 @@ pub struct FeatureBaseline {
 }
 
 impl FeatureBaseline {
-    /// Number of non-missing reference values.
+    /// Number of non-missing values in the source: the population when the
+    /// numeric sample is a reservoir sample (so that the missing rate
+    /// compares like with like), else the sample's size.
     pub fn present(&self) -> u64 {
         match &self.distribution {
-            Distribution::Numeric { values, .. } => values.len() as u64,
+            Distribution::Numeric { values, population } => {
+                population.map_or(values.len() as u64, |p| p.max(values.len() as u64))
+            }
             Distribution::Categorical { counts } => counts.values().sum(),
         }
     }
