@@ -177,6 +177,21 @@ async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_
     let p50 = metric(&text, p50).unwrap();
     assert!((p50 - 10.0).abs() <= 0.1, "median label delay {p50} s");
 
+    // The same figures in the model's status.
+    let status = running.get_json("/api/v1/models/churn").await;
+    let performance = &status["performance"];
+    assert_eq!(
+        performance["join"]["matched"], PREDICTIONS as u64,
+        "{status:#}"
+    );
+    for q in ["p50", "p90", "p99"] {
+        let delay = performance["label_delay"][q].as_f64().unwrap();
+        assert!(
+            (delay - 10.0).abs() <= 0.1,
+            "{q} label delay {delay} s: {performance:#}"
+        );
+    }
+
     running.stop().await;
     webhook.stop().await;
 }

@@ -106,6 +106,11 @@ pub struct ModelStatus {
     /// `performance` (statistic: window value, threshold: baseline value,
     /// n: labelled samples, m: the reference's sample size).
     pub checks: Vec<CheckStatus>,
+    /// Labelled performance: metrics, per-class scores, join counters and
+    /// label-delay quantiles; absent when the baseline has no reference
+    /// metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance: Option<PerformanceStatus>,
 }
 
 /// Suffix of the data-quality alert on a categorical feature's
@@ -1109,6 +1114,7 @@ impl ModelMonitor {
             last_event_ms: self.recent.back().map(|r| r.0),
             firing: checks.iter().filter(|c| c.state == "firing").count(),
             checks,
+            performance: self.performance_status(),
         }
     }
 }
