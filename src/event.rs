@@ -228,7 +228,7 @@ pub fn decode_message<'l>(
     payload: &[u8],
     message_time_ms: i64,
     max_bytes: usize,
-    layouts: &dyn Fn(&str) -> Option<&'l FeatureLayout>,
+    layouts: &dyn Fn(&str, Option<&str>) -> Option<&'l FeatureLayout>,
 ) -> Vec<Result<Event, DecodeError>> {
     if payload.len() > max_bytes {
         return vec![Err(DecodeError::TooLarge {
@@ -254,7 +254,7 @@ pub fn decode_message<'l>(
 pub fn decode_event<'l>(
     bytes: &[u8],
     message_time_ms: i64,
-    layouts: &dyn Fn(&str) -> Option<&'l FeatureLayout>,
+    layouts: &dyn Fn(&str, Option<&str>) -> Option<&'l FeatureLayout>,
 ) -> Result<Event, DecodeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -269,8 +269,12 @@ pub fn decode_event<'l>(
         Some(m) if !m.is_empty() => m,
         _ => return Err(DecodeError::MissingModel),
     };
-    let layout = layouts(&model).ok_or_else(|| DecodeError::UnknownModel {
-        model: model.to_string(),
+    // The version picks the layout: a version with its own baseline may
+    // have features the default baseline lacks.
+    let layout = layouts(&model, envelope.model_version.as_deref()).ok_or_else(|| {
+        DecodeError::UnknownModel {
+            model: model.to_string(),
+        }
     })?;
     let timestamp_ms = match envelope.timestamp {
         Some(raw) => parse_timestamp(raw)?.unwrap_or(message_time_ms),
@@ -302,6 +306,9 @@ pub fn decode_event<'l>(
 pub struct LabelEvent {
     /// Model id.
     pub model: String,
+    /// Model version of the prediction, when the sender knows it: it picks
+    /// the version's monitor directly (see [`crate::monitor::Monitor::apply_label`]).
+    pub model_version: Option<String>,
     /// Request id of the prediction this label belongs to.
     pub id: String,
     /// The true label.
@@ -314,6 +321,8 @@ pub struct LabelEvent {
 struct LabelEnvelope<'a> {
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model_version: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -377,6 +386,10 @@ fn decode_label(bytes: &[u8], message_time_ms: i64) -> Result<LabelEvent, Decode
     };
     Ok(LabelEvent {
         model,
+        model_version: envelope
+            .model_version
+            .filter(|v| !v.is_empty())
+            .map(Cow::into_owned),
         id,
         label,
         timestamp_ms,
@@ -620,7 +633,7 @@ mod tests {
 
     fn decode(json: &str) -> Vec<Result<Event, DecodeError>> {
         let l = layout();
-        let lookup = |m: &str| (m == "churn").then_some(&l);
+        let lookup = |m: &str, _: Option<&str>| (m == "churn").then_some(&l);
         decode_message(json.as_bytes(), 7, 1 << 20, &lookup)
     }
 
@@ -675,7 +688,7 @@ mod tests {
             "bad_timestamp"
         );
         let l = layout();
-        let lookup = |m: &str| (m == "churn").then_some(&l);
+        let lookup = |m: &str, _: Option<&str>| (m == "churn").then_some(&l);
         let big = vec![b' '; 100];
         assert_eq!(
             decode_message(&big, 0, 10, &lookup)[0]
@@ -731,7 +744,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let l = layout();
-            let lookup = |m: &str| (m == "churn").then_some(&l);
+            let lookup = |m: &str, _: Option<&str>| (m == "churn").then_some(&l);
             let _ = decode_message(&bytes, 0, 1 << 20, &lookup);
         }
 
@@ -741,7 +754,7 @@ mod tests {
             let i = cut.min(s.len() - 1);
             s[i] = byte;
             let l = layout();
-            let lookup = |m: &str| (m == "churn").then_some(&l);
+            let lookup = |m: &str, _: Option<&str>| (m == "churn").then_some(&l);
             let _ = decode_message(&s, 0, 1 << 20, &lookup);
         }
     }

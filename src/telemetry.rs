@@ -68,6 +68,8 @@ pub mod names {
     pub const LABEL_DELAY: &str = "driftwarden_label_delay_seconds";
     /// Window value of a performance metric, per model and metric.
     pub const PERFORMANCE: &str = "driftwarden_performance_metric";
+    /// Baseline files reloaded (or refused) while running.
+    pub const BASELINE_RELOADS: &str = "driftwarden_baseline_reloads_total";
 }
 
 const FAMILIES: &[(&str, &str, &str, &[&str])] = &[
@@ -131,6 +133,12 @@ const FAMILIES: &[(&str, &str, &str, &[&str])] = &[
         "gauge",
         "Performance metric over the window of labelled predictions.",
         &["model", "metric"],
+    ),
+    (
+        names::BASELINE_RELOADS,
+        "counter",
+        "Baseline files that changed while running, by outcome.",
+        &["model", "outcome"],
     ),
     (
         names::DEAD_LETTERS,

@@ -30,6 +30,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn alert(feature: &str) -> Alert {
     Alert {
         model: "churn".into(),
+        model_version: None,
         check: CheckKind::FeatureDrift,
         feature: feature.into(),
         status: AlertStatus::Firing,
@@ -54,6 +55,7 @@ fn alert(feature: &str) -> Alert {
 fn notification(features: &[&str], sequence: u64) -> Notification {
     Notification {
         model: "churn".into(),
+        model_version: None,
         status: AlertStatus::Firing,
         alerts: features.iter().map(|f| alert(f)).collect(),
         decided_at_ms: 1_764_756_000_000,

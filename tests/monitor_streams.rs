@@ -33,7 +33,8 @@ fn run(events: usize, drift_from: usize, drift_to: usize, seed: u64) -> (Outputs
     for i in 0..events {
         let json = serde_json::to_vec(&generator.event(i >= drift_from && i < drift_to)).unwrap();
         let event = {
-            let lookup = |m: &str| -> Option<&FeatureLayout> { monitor.layout(m) };
+            let lookup =
+                |m: &str, v: Option<&str>| -> Option<&FeatureLayout> { monitor.layout(m, v) };
             decode_event(&json, 0, &lookup).unwrap()
         };
         monitor
@@ -122,7 +123,7 @@ fn drift_is_detected_promptly_and_resolves_when_it_stops() {
 }
 
 fn decode(monitor: &Monitor, json: &[u8]) -> driftwarden::event::Event {
-    let lookup = |m: &str| -> Option<&FeatureLayout> { monitor.layout(m) };
+    let lookup = |m: &str, v: Option<&str>| -> Option<&FeatureLayout> { monitor.layout(m, v) };
     decode_event(json, 0, &lookup).unwrap()
 }
 

@@ -115,6 +115,7 @@ fn run_classifier(n: usize, accuracy: impl Fn(usize) -> f64) -> (Monitor, Output
         if i >= LAG {
             let label = LabelEvent {
                 model: "churn".into(),
+                model_version: None,
                 id: format!("req-{}", i - LAG),
                 label: Label::Class(truths[i - LAG].into()),
                 timestamp_ms: e.timestamp_ms,
@@ -269,6 +270,7 @@ fn a_flood_of_unmatched_labels_keeps_the_join_store_within_its_bound() {
     for i in 0..100_000 {
         let label = LabelEvent {
             model: "churn".into(),
+            model_version: None,
             id: format!("unknown-{i}"),
             label: Label::Class("yes".into()),
             timestamp_ms: START_MS + i,
@@ -280,4 +282,62 @@ fn a_flood_of_unmatched_labels_keeps_the_join_store_within_its_bound() {
     assert_eq!(status.join.unknown_ids + status.waiting_labels, 100_000);
     assert_eq!(status.join.matched, 0);
     assert_eq!(status.samples, 0);
+}
+
+/// A version with a baseline of its own gets its events and the labels of
+/// its predictions (found by id when the label names no version); the
+/// default keeps everything else.
+#[test]
+fn labels_follow_their_predictions_to_the_version_monitor() {
+    let settings = MonitorSettings {
+        performance: PerformanceSettings {
+            min_samples: 10,
+            ..PerformanceSettings::default()
+        },
+        ..MonitorSettings::default()
+    };
+    let mut monitor = classifier(settings.clone());
+    let default_baseline = monitor.model_status("churn").unwrap().baseline_id;
+    let prediction = Distribution::Categorical {
+        counts: [("no".to_string(), 400), ("yes".to_string(), 600)].into(),
+    };
+    let metrics = ReferenceMetrics {
+        accuracy: Some(MetricValue {
+            value: 0.8,
+            n: 1000,
+        }),
+        ..ReferenceMetrics::default()
+    };
+    monitor
+        .set_baseline_for(Some("v2"), baseline(prediction, metrics), settings)
+        .unwrap();
+    let mut out = Outputs::default();
+    for i in 0..40 {
+        let mut e = event(i, 0.5, Value::Category(1), None);
+        if i % 2 == 0 {
+            e.model_version = Some("v2".into());
+        }
+        monitor.apply(&e, position(i), &mut out).unwrap();
+        let label = LabelEvent {
+            model: "churn".into(),
+            model_version: None,
+            id: format!("req-{i}"),
+            label: Label::Class("yes".into()),
+            timestamp_ms: e.timestamp_ms,
+        };
+        monitor.apply_label(&label, &mut out).unwrap();
+    }
+    let v2 = monitor.version_status("churn", "v2").unwrap();
+    let default = monitor.model_status("churn").unwrap();
+    assert_eq!((v2.events, default.events), (20, 20));
+    assert_eq!(default.baseline_id, default_baseline);
+    assert_ne!(v2.baseline_id, default_baseline);
+    assert_eq!(v2.model_version.as_deref(), Some("v2"));
+    let joined =
+        |s: &driftwarden::monitor::ModelStatus| s.performance.as_ref().unwrap().join.matched;
+    assert_eq!(
+        (joined(&v2), joined(&default)),
+        (20, 20),
+        "every label met its prediction"
+    );
 }

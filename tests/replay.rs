@@ -386,11 +386,11 @@ fn replay_matches_the_live_monitor() {
         path.display().to_string()
     );
     let config = config::load_str(&text, std::iter::empty(), &[]).unwrap();
-    let mut live = driftwarden::service::setup::build_monitor(&config).unwrap();
+    let (mut live, _files) = driftwarden::service::setup::build_monitor(&config).unwrap();
     let mut out = Outputs::default();
     for (i, line) in event_lines().iter().enumerate() {
         let event = {
-            let lookup = |m: &str| -> Option<&FeatureLayout> { live.layout(m) };
+            let lookup = |m: &str, v: Option<&str>| -> Option<&FeatureLayout> { live.layout(m, v) };
             decode_event(line.as_bytes(), 0, &lookup).unwrap()
         };
         let position = Position {

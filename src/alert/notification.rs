@@ -1,6 +1,8 @@
 //! The alert and notification types shared by the monitor and every channel.
 //!
-//! An alert is identified by (model, check, feature). Its fingerprint is a
+//! An alert is identified by (model, model version, check, feature), the
+//! version only when the model's version has a baseline of its own (see
+//! [`crate::monitor`]). Its fingerprint is a
 //! hash of that identity, so it is the same across restarts and replays. A
 //! notification groups the alerts of one model that changed together and
 //! carries an idempotency key derived from its content, so a notification
@@ -77,6 +79,10 @@ pub struct Evidence {
 pub struct Alert {
     /// The model's id.
     pub model: String,
+    /// The model version, when this version is monitored against a
+    /// baseline of its own; absent for the model's default baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// The kind of check.
     pub check: CheckKind,
     /// The feature (or `"prediction"`, or a metric name).
@@ -95,15 +101,27 @@ impl Alert {
     /// Deterministic identity of (model, check, feature): the same across
     /// restarts, replays and instances. 16 hex digits, as Alertmanager's.
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.model, self.check, &self.feature)
+        fingerprint(
+            &self.model,
+            self.model_version.as_deref(),
+            self.check,
+            &self.feature,
+        )
     }
 }
 
-/// Fingerprint of an alert identity.
-pub fn fingerprint(model: &str, check: CheckKind, feature: &str) -> String {
+/// Fingerprint of an alert identity. Without a version it is the hash of
+/// (model, check, feature) alone, so default-baseline alerts keep the
+/// fingerprints they had before versions were monitored separately.
+pub fn fingerprint(model: &str, version: Option<&str>, check: CheckKind, feature: &str) -> String {
     let mut hasher = Sha256::new();
     for part in [model, check.as_str(), feature] {
         hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    if let Some(version) = version {
+        hasher.update(b"version\0");
+        hasher.update(version.as_bytes());
         hasher.update([0u8]);
     }
     hex::encode(&hasher.finalize()[..8])
@@ -113,8 +131,11 @@ pub fn fingerprint(model: &str, check: CheckKind, feature: &str) -> String {
 /// resolved at the same decision point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
-    /// The model the alerts belong to (the grouping key).
+    /// The model the alerts belong to (the grouping key, with the version).
     pub model: String,
+    /// The model version, when it is monitored against its own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// Firing if any alert fires, else resolved.
     pub status: AlertStatus,
     /// The alerts, sorted by (check, feature).
@@ -129,7 +150,13 @@ pub struct Notification {
 impl Notification {
     /// Alertmanager-style group key.
     pub fn group_key(&self) -> String {
-        format!("{{}}:{{model=\"{}\"}}", self.model)
+        match &self.model_version {
+            Some(version) => format!(
+                "{{}}:{{model=\"{}\", model_version=\"{version}\"}}",
+                self.model
+            ),
+            None => format!("{{}}:{{model=\"{}\"}}", self.model),
+        }
     }
 
     /// Key a receiver can use to drop duplicates: the same notification
@@ -137,6 +164,10 @@ impl Notification {
     pub fn idempotency_key(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.model.as_bytes());
+        if let Some(version) = &self.model_version {
+            hasher.update(b"\0version\0");
+            hasher.update(version.as_bytes());
+        }
         hasher.update(self.sequence.to_be_bytes());
         hasher.update([self.status as u8]);
         for alert in &self.alerts {

@@ -284,6 +284,7 @@ mod tests {
     fn alert(feature: String) -> Alert {
         Alert {
             model: "churn".into(),
+            model_version: None,
             check: CheckKind::FeatureDrift,
             feature,
             status: AlertStatus::Firing,
@@ -308,6 +309,7 @@ mod tests {
     fn notification(features: impl IntoIterator<Item = String>) -> Notification {
         Notification {
             model: "m".repeat(400),
+            model_version: None,
             status: AlertStatus::Firing,
             alerts: features.into_iter().map(alert).collect(),
             decided_at_ms: 1_764_756_000_000,

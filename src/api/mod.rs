@@ -6,9 +6,11 @@
 //! | [`dashboard`] | the page at `/` and the JSON routes it reads |
 //! | [`history`] | the sampler that keeps recent series for the page |
 //! | [`distribution`] | ECDFs with the KS gap, category shares |
+//! | `baselines` | a model's baselines: show, replace (PUT), capture from traffic |
 //!
 //! Errors come back as JSON `{"error": "..."}` with a fitting status code.
 
+mod baselines;
 mod dashboard;
 pub mod distribution;
 pub mod history;
@@ -35,7 +37,6 @@ pub const BODY_LIMIT: usize = 1 << 20;
 struct AppState {
     shared: Shared,
     /// Required as a bearer token by state-changing routes.
-    #[allow(dead_code)]
     api_token: Option<Secret>,
     /// Recent series for the dashboard.
     history: History,
@@ -43,6 +44,7 @@ struct AppState {
 
 /// The API's routes; `history` feeds the dashboard (see [`spawn_history`]).
 pub fn router(shared: Shared, api_token: Option<Secret>, history: History) -> Router {
+    let max_upload_bytes = shared.baselines.max_upload_bytes();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -50,6 +52,7 @@ pub fn router(shared: Shared, api_token: Option<Secret>, history: History) -> Ro
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{model}", get(model))
         .merge(dashboard::routes())
+        .merge(baselines::routes(max_upload_bytes))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod builder;
 pub mod inspect;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

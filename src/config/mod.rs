@@ -53,10 +53,10 @@ use std::path::Path;
 pub use layers::ENV_PREFIX;
 pub use report::{check_config_report, render_report};
 pub use schema::{
-    AlertsConfig, ChannelKind, ChannelsConfig, CheckpointConfig, Config, Correction, Decision,
-    DecisionMode, EmailChannel, KafkaConfig, LogFormat, ModelConfig, MonitorSettings, OffsetReset,
-    PerformanceConfig, Persistence, PredictionKind, RetrainConfig, RetryPolicy, ServiceConfig,
-    SlackChannel, SmtpTls, WebhookChannel, Window,
+    AlertsConfig, BaselinesConfig, ChannelKind, ChannelsConfig, CheckpointConfig, Config,
+    Correction, Decision, DecisionMode, EmailChannel, KafkaConfig, LogFormat, ModelConfig,
+    MonitorSettings, OffsetReset, PerformanceConfig, Persistence, PredictionKind, RetrainConfig,
+    RetryPolicy, ServiceConfig, SlackChannel, SmtpTls, WebhookChannel, Window,
 };
 pub use types::{Alpha, EmailAddress, Fraction, KafkaProperties, ModelName, Secret, TopicName};
 

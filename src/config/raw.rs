@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub channels: RawChannels,
     pub retrain: RawRetrain,
     pub checkpoint: RawCheckpoint,
+    pub baselines: RawBaselines,
     pub models: Vec<RawModel>,
 }
 
@@ -323,6 +324,26 @@ impl Default for RawCheckpoint {
             dir: PathBuf::from("state"),
             interval_events: 100_000,
             interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[baselines]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBaselines {
+    pub dir: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    pub max_upload_bytes: u64,
+}
+
+impl Default for RawBaselines {
+    fn default() -> Self {
+        RawBaselines {
+            dir: PathBuf::from("baselines"),
+            reload_interval: Duration::from_secs(5),
+            max_upload_bytes: 64 << 20,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub retrain: RetrainConfig,
     /// Checkpoint location and cadence.
     pub checkpoint: CheckpointConfig,
+    /// The baseline store and how baselines are reloaded.
+    pub baselines: BaselinesConfig,
     /// The monitored models, in file order, names unique.
     pub models: Vec<ModelConfig>,
 }
@@ -409,6 +411,19 @@ pub struct CheckpointConfig {
     pub interval_events: NonZeroU64,
     /// …or after this much time, whichever comes first; positive.
     pub interval: Duration,
+}
+
+/// `[baselines]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselinesConfig {
+    /// The store: `<model>@<version>.json` files, one per model version
+    /// with a baseline of its own; captures are written here.
+    pub dir: PathBuf,
+    /// How often baseline files are checked for changes; `None` when
+    /// configured as zero (no reloading).
+    pub reload_interval: Option<Duration>,
+    /// Largest baseline accepted by `PUT /api/v1/models/{model}/baseline`.
+    pub max_upload_bytes: usize,
 }
 
 /// One `[[models]]` entry with every default and override resolved.

@@ -158,6 +158,11 @@ impl JoinStore {
         (self.predictions.len(), self.labels.len())
     }
 
+    /// Whether a prediction with this id is waiting or was settled here.
+    pub fn knows_prediction(&self, id: &str) -> bool {
+        self.predictions.contains_key(id) || self.settled.contains_key(id)
+    }
+
     /// Settled ids remembered.
     pub fn remembered(&self) -> usize {
         self.settled.len()

@@ -119,6 +119,9 @@ pub struct Position {
 pub struct RetrainTrigger {
     /// The model.
     pub model: String,
+    /// The model version, when it is monitored against its own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// Deterministic key: the same trigger after a replay has the same key.
     pub idempotency_key: String,
     /// Event time of the decision (ms).
@@ -134,6 +137,9 @@ pub struct RetrainTrigger {
 pub struct CheckRecord {
     /// Model.
     pub model: String,
+    /// The model version, when it is monitored against its own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// Feature (or `prediction`, or `<feature>.missing_rate`).
     pub feature: String,
     /// Index of the event within the model's stream (1-based).
@@ -176,10 +182,55 @@ pub enum ApplyError {
     Stats(#[from] StatsError),
 }
 
+/// One model: its default monitor and the monitors of the versions that
+/// have a baseline of their own.
+#[derive(Debug)]
+struct ModelEntry {
+    default: ModelMonitor,
+    versions: BTreeMap<String, ModelMonitor>,
+}
+
+impl ModelEntry {
+    fn new(default: ModelMonitor) -> ModelEntry {
+        ModelEntry {
+            default,
+            versions: BTreeMap::new(),
+        }
+    }
+
+    /// The monitor an event of `version` goes to: the version's own when it
+    /// has one, else the default (the documented fallback).
+    fn select(&mut self, version: Option<&str>) -> &mut ModelMonitor {
+        match version.and_then(|v| self.versions.get_mut(v)) {
+            Some(monitor) => monitor,
+            None => &mut self.default,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &ModelMonitor> {
+        std::iter::once(&self.default).chain(self.versions.values())
+    }
+}
+
+fn no_default(model: &str, version: &str) -> StatsError {
+    StatsError::InvalidArgument {
+        name: "model_version",
+        reason: format!(
+            "model {model:?} needs its default baseline before one for version {version:?}"
+        ),
+    }
+}
+
 /// All monitored models.
+///
+/// Each model has a default baseline and may have one per `model_version`:
+/// an event whose version has its own baseline is monitored against it, in
+/// windows of its own (versions differ in what normal looks like, so their
+/// values never share a window); every other event, with or without a
+/// version, goes to the default baseline's monitor.
 #[derive(Debug)]
 pub struct Monitor {
-    models: BTreeMap<String, ModelMonitor>,
+    models: BTreeMap<String, ModelEntry>,
     thresholds: Thresholds,
 }
 
@@ -192,23 +243,80 @@ impl Monitor {
         }
     }
 
-    /// Adds (or replaces, keeping window contents) a model's baseline.
+    /// Adds (or replaces, keeping window contents) a model's default
+    /// baseline.
     pub fn set_baseline(
         &mut self,
         baseline: Arc<Baseline>,
         settings: MonitorSettings,
     ) -> Result<(), StatsError> {
+        self.set_baseline_for(None, baseline, settings)
+    }
+
+    /// Adds (or replaces, keeping window contents) the baseline used for
+    /// events of `version` (`None`: the model's default). A version's
+    /// baseline needs the model's default to be set first.
+    pub fn set_baseline_for(
+        &mut self,
+        version: Option<&str>,
+        baseline: Arc<Baseline>,
+        settings: MonitorSettings,
+    ) -> Result<(), StatsError> {
         let name = baseline.model.clone();
-        let monitor = match self.models.remove(&name) {
-            Some(old) => old.rebased(baseline, settings)?,
-            None => ModelMonitor::new(baseline, settings)?,
+        let fresh = |baseline, settings| {
+            Ok::<_, StatsError>(
+                ModelMonitor::new(baseline, settings)?.for_version(version.map(str::to_string)),
+            )
         };
-        self.models.insert(name, monitor);
+        match (self.models.get_mut(&name), version) {
+            (None, None) => {
+                let default = fresh(baseline, settings)?;
+                self.models.insert(name, ModelEntry::new(default));
+            }
+            (None, Some(version)) => {
+                return Err(no_default(&name, version));
+            }
+            (Some(entry), None) => {
+                let old = entry.default.clone();
+                entry.default = old.rebased(baseline, settings)?;
+            }
+            (Some(entry), Some(version)) => {
+                let next = match entry.versions.remove(version) {
+                    Some(old) => old.rebased(baseline, settings)?,
+                    None => fresh(baseline, settings)?,
+                };
+                entry.versions.insert(version.to_string(), next);
+            }
+        }
         Ok(())
     }
 
-    /// Adds a model restored from saved state (a checkpoint), onto
-    /// `baseline` (which may differ from the one the state was built on).
+    /// Replaces (or adds) the baseline events of `version` use, with the
+    /// settings the model already runs with; window contents carry over
+    /// when the slot had a baseline. Returns the id it replaced.
+    pub fn install(
+        &mut self,
+        version: Option<&str>,
+        baseline: Arc<Baseline>,
+    ) -> Result<Option<String>, ApplyError> {
+        let entry = self
+            .models
+            .get(&baseline.model)
+            .ok_or_else(|| ApplyError::UnknownModel(baseline.model.clone()))?;
+        let current = version.and_then(|v| entry.versions.get(v));
+        let previous = current.map(|m| m.baseline().id.clone());
+        let previous = match version {
+            None => Some(entry.default.baseline().id.clone()),
+            Some(_) => previous,
+        };
+        let settings = current.unwrap_or(&entry.default).settings().clone();
+        self.set_baseline_for(version, baseline, settings)?;
+        Ok(previous)
+    }
+
+    /// Adds a model (or one of its versions, per `state.model_version`)
+    /// restored from saved state (a checkpoint), onto `baseline` (which may
+    /// differ from the one the state was built on).
     pub fn restore_model(
         &mut self,
         baseline: Arc<Baseline>,
@@ -216,70 +324,127 @@ impl Monitor {
         state: &ModelState,
     ) -> Result<(), StatsError> {
         let monitor = ModelMonitor::restore(baseline, settings, state)?;
-        self.models
-            .insert(monitor.baseline().model.clone(), monitor);
+        let name = monitor.baseline().model.clone();
+        match (self.models.get_mut(&name), &state.model_version) {
+            (Some(entry), Some(version)) => {
+                entry.versions.insert(version.clone(), monitor);
+            }
+            (Some(entry), None) => entry.default = monitor,
+            (None, None) => {
+                self.models.insert(name, ModelEntry::new(monitor));
+            }
+            (None, Some(version)) => {
+                return Err(no_default(&name, version));
+            }
+        }
         Ok(())
     }
 
-    /// Saved state of every model.
+    /// Saved state of every model and version.
     pub fn states(&self) -> Vec<ModelState> {
-        self.models.values().map(ModelMonitor::state).collect()
+        self.monitors().map(ModelMonitor::state).collect()
     }
 
-    /// The decoding layout of a model, if monitored.
-    pub fn layout(&self, model: &str) -> Option<&FeatureLayout> {
-        self.models.get(model).map(ModelMonitor::layout)
+    /// The decoding layout for events of a model (and version), if
+    /// monitored.
+    pub fn layout(&self, model: &str, version: Option<&str>) -> Option<&FeatureLayout> {
+        let entry = self.models.get(model)?;
+        let monitor = version
+            .and_then(|v| entry.versions.get(v))
+            .unwrap_or(&entry.default);
+        Some(monitor.layout())
     }
 
-    /// Applies one decoded event.
+    /// Applies one decoded event to the monitor its model and version
+    /// select.
     pub fn apply(
         &mut self,
         event: &Event,
         position: Position,
         out: &mut Outputs,
     ) -> Result<(), ApplyError> {
-        let model = self
+        let entry = self
             .models
             .get_mut(&event.model)
             .ok_or_else(|| ApplyError::UnknownModel(event.model.clone()))?;
+        let model = entry.select(event.model_version.as_deref());
         model.apply(event, position, &mut self.thresholds, out)?;
         Ok(())
     }
 
     /// Applies one label event: joined to its prediction (now or when it
     /// comes), scored, and checked against the baseline's reference metric.
+    ///
+    /// A label naming its `model_version` goes to that version's monitor.
+    /// Without one it goes to the version monitor that holds its
+    /// prediction, else to the default. A label that arrives before its
+    /// prediction and names no version therefore waits at the default; for
+    /// a version with its own baseline, such labels should carry the
+    /// version.
     pub fn apply_label(&mut self, label: &LabelEvent, out: &mut Outputs) -> Result<(), ApplyError> {
-        let model = self
+        let entry = self
             .models
             .get_mut(&label.model)
             .ok_or_else(|| ApplyError::UnknownModel(label.model.clone()))?;
-        model.apply_label(label, out)?;
+        let version = match &label.model_version {
+            Some(v) => Some(v.clone()),
+            None => entry
+                .versions
+                .iter()
+                .find(|(_, m)| m.knows_prediction(&label.id))
+                .map(|(v, _)| v.clone()),
+        };
+        entry.select(version.as_deref()).apply_label(label, out)?;
         Ok(())
     }
 
-    /// Status of every model, for the API.
+    /// Status of every model and version, for the API.
     pub fn status(&self) -> Vec<ModelStatus> {
-        self.models.values().map(ModelMonitor::status).collect()
+        self.monitors().map(ModelMonitor::status).collect()
     }
 
-    /// Status of one model.
+    /// Status of one model's default monitor.
     pub fn model_status(&self, model: &str) -> Option<ModelStatus> {
-        self.models.get(model).map(ModelMonitor::status)
+        self.models.get(model).map(|e| e.default.status())
     }
 
-    /// Performance, join counters and label delay of one model (`None`
-    /// when unknown or without reference metrics).
+    /// Status of the monitor of one model version with its own baseline.
+    pub fn version_status(&self, model: &str, version: &str) -> Option<ModelStatus> {
+        self.models
+            .get(model)?
+            .versions
+            .get(version)
+            .map(ModelMonitor::status)
+    }
+
+    /// Performance, join counters and label delay of one model's default
+    /// monitor (`None` when unknown or without reference metrics).
     pub fn performance_status(&self, model: &str) -> Option<PerformanceStatus> {
-        self.models.get(model)?.performance_status()
+        self.models.get(model)?.default.performance_status()
     }
 
-    /// The monitored models.
+    /// Every model's default monitor.
     pub fn models(&self) -> impl Iterator<Item = &ModelMonitor> {
-        self.models.values()
+        self.models.values().map(|e| &e.default)
     }
 
-    /// Mutable access to one model (tests and tools).
+    /// Every monitor: each model's default, then its versions.
+    pub fn monitors(&self) -> impl Iterator<Item = &ModelMonitor> {
+        self.models.values().flat_map(ModelEntry::all)
+    }
+
+    /// The monitor events of `model` and `version` go to.
+    pub fn monitor_for(&self, model: &str, version: Option<&str>) -> Option<&ModelMonitor> {
+        let entry = self.models.get(model)?;
+        Some(
+            version
+                .and_then(|v| entry.versions.get(v))
+                .unwrap_or(&entry.default),
+        )
+    }
+
+    /// Mutable access to one model's default monitor (tests and tools).
     pub fn model_mut(&mut self, model: &str) -> Option<&mut ModelMonitor> {
-        self.models.get_mut(model)
+        self.models.get_mut(model).map(|e| &mut e.default)
     }
 }

@@ -94,6 +94,10 @@ pub struct CheckStatus {
 pub struct ModelStatus {
     /// Model id.
     pub model: String,
+    /// The model version monitored against its own baseline; absent for
+    /// the model's default baseline (every other version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// Active baseline id.
     pub baseline_id: String,
     /// Events applied.
@@ -130,6 +134,9 @@ fn rate_outcome(rate: f64, threshold: f64, n: usize) -> Outcome {
 #[derive(Debug, Clone)]
 pub struct ModelMonitor {
     baseline: Arc<Baseline>,
+    /// The `model_version` this monitor is selected for; `None` for the
+    /// model's default baseline.
+    version: Option<String>,
     layout: FeatureLayout,
     settings: MonitorSettings,
     /// Features in layout order, then the prediction if the baseline has one.
@@ -196,6 +203,7 @@ impl ModelMonitor {
             labels: 0,
             layout: FeatureLayout::from_baseline(&baseline),
             baseline,
+            version: None,
             settings,
             checks,
             missing,
@@ -248,6 +256,7 @@ impl ModelMonitor {
             .collect();
         ModelState {
             model: self.baseline.model.clone(),
+            model_version: self.version.clone(),
             baseline_id: self.baseline.id.clone(),
             events: self.events,
             newest_ms: self.newest_ms,
@@ -301,6 +310,7 @@ impl ModelMonitor {
         state: &ModelState,
     ) -> Result<ModelMonitor, StatsError> {
         let mut next = ModelMonitor::new(baseline, settings)?;
+        next.version = state.model_version.clone();
         for i in 0..next.checks.len() {
             let (name, kind) = (next.checks[i].name.clone(), next.checks[i].kind);
             let Some(saved) = state
@@ -378,6 +388,31 @@ impl ModelMonitor {
             performance.restore(saved);
         }
         Ok(next)
+    }
+
+    /// This monitor selected for events of one `model_version` (its own
+    /// baseline), rather than as the model's default.
+    pub fn for_version(mut self, version: Option<String>) -> ModelMonitor {
+        self.version = version;
+        self
+    }
+
+    /// The `model_version` this monitor is selected for (`None`: default).
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Whether this monitor's join store holds or settled a prediction
+    /// with this id.
+    pub fn knows_prediction(&self, id: &str) -> bool {
+        self.performance
+            .as_ref()
+            .is_some_and(|p| p.knows_prediction(id))
+    }
+
+    /// The settings this monitor runs with.
+    pub fn settings(&self) -> &MonitorSettings {
+        &self.settings
     }
 
     /// The decoding layout.
@@ -596,6 +631,7 @@ impl ModelMonitor {
         if out.record_checks {
             out.checks.push(CheckRecord {
                 model: self.baseline.model.clone(),
+                model_version: self.version.clone(),
                 feature: check.name.clone(),
                 event_index: self.events,
                 timestamp_ms: now_ms,
@@ -767,6 +803,7 @@ impl ModelMonitor {
         if out.record_checks {
             out.checks.push(CheckRecord {
                 model: self.baseline.model.clone(),
+                model_version: self.version.clone(),
                 feature: feature.to_string(),
                 event_index: self.events,
                 timestamp_ms: now_ms,
@@ -851,6 +888,7 @@ impl ModelMonitor {
         self.group.last_notified_ms = Some(now_ms);
         let notification = Notification {
             model: self.baseline.model.clone(),
+            model_version: self.version.clone(),
             status,
             alerts,
             decided_at_ms: now_ms,
@@ -877,6 +915,7 @@ impl ModelMonitor {
         self.group.last_retrain_ms = Some(now_ms);
         out.retrains.push(RetrainTrigger {
             model: self.baseline.model.clone(),
+            model_version: self.version.clone(),
             idempotency_key: format!("retrain-{}", notification.idempotency_key()),
             decided_at_ms: now_ms,
             baseline_id: self.baseline.id.clone(),
@@ -936,6 +975,7 @@ impl ModelMonitor {
         };
         Ok(Alert {
             model: self.baseline.model.clone(),
+            model_version: self.version.clone(),
             check: kind,
             feature: name.to_string(),
             status: AlertStatus::Firing,
@@ -1109,6 +1149,7 @@ impl ModelMonitor {
         );
         ModelStatus {
             model: self.baseline.model.clone(),
+            model_version: self.version.clone(),
             baseline_id: self.baseline.id.clone(),
             events: self.events,
             last_event_ms: self.recent.back().map(|r| r.0),

@@ -518,6 +518,12 @@ impl Performance {
         self.checks.iter().any(|c| c.phase.is_firing())
     }
 
+    /// Whether the join store holds (or has settled) a prediction with
+    /// this id.
+    pub fn knows_prediction(&self, id: &str) -> bool {
+        self.join.knows_prediction(id)
+    }
+
     /// Join outcomes so far.
     pub fn join_counters(&self) -> JoinCounters {
         self.join.counters()

@@ -19,6 +19,9 @@ use super::performance::PerformanceState;
 pub struct ModelState {
     /// The model.
     pub model: String,
+    /// The `model_version` the monitor was selected for (`None`: default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// The baseline the state was built against (informational: a state can
     /// be restored onto another baseline).
     pub baseline_id: String,

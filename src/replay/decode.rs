@@ -47,6 +47,7 @@ impl Item {
         match (bare, event.id, event.label) {
             (true, Some(id), Some(label)) => Item::Label(LabelEvent {
                 model: event.model,
+                model_version: event.model_version,
                 id,
                 label,
                 timestamp_ms: event.timestamp_ms,
@@ -89,6 +90,10 @@ pub(super) struct Decoded {
 
 type Outcome = (u64, Result<Event, DecodeError>);
 
+/// Per model: the default layout and those of versions with their own
+/// baseline (the monitor's selection, see [`Monitor::layout`]).
+type Layouts = HashMap<String, (Option<FeatureLayout>, HashMap<String, FeatureLayout>)>;
+
 /// Decodes every record against the monitor's layouts; rejects are
 /// counted in `summary` in file order.
 pub(super) fn decode_all<B: AsRef<[u8]> + Send>(
@@ -97,10 +102,21 @@ pub(super) fn decode_all<B: AsRef<[u8]> + Send>(
     max_bytes: usize,
     summary: &mut ReplaySummary,
 ) -> Vec<Decoded> {
-    let layouts: HashMap<String, FeatureLayout> = monitor
-        .models()
-        .map(|m| (m.baseline().model.clone(), m.layout().clone()))
-        .collect();
+    let mut layouts = Layouts::new();
+    for m in monitor.monitors() {
+        let layout = m.layout().clone();
+        let model = m.baseline().model.clone();
+        match m.version() {
+            Some(v) => {
+                layouts
+                    .entry(model)
+                    .or_default()
+                    .1
+                    .insert(v.to_string(), layout);
+            }
+            None => layouts.entry(model).or_default().0 = Some(layout),
+        }
+    }
     let mut events = Vec::new();
     for (line, result) in decode_parallel(records, &layouts, max_bytes) {
         summary.events += 1;
@@ -119,7 +135,7 @@ pub(super) fn decode_all<B: AsRef<[u8]> + Send>(
 /// The outcomes of every record, in file order.
 fn decode_parallel<B: AsRef<[u8]> + Send>(
     records: impl IntoIterator<Item = Record<B>>,
-    layouts: &HashMap<String, FeatureLayout>,
+    layouts: &Layouts,
     max_bytes: usize,
 ) -> Vec<Outcome> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
@@ -172,10 +188,13 @@ fn send_batches<B>(
 
 fn decode_batch<B: AsRef<[u8]>>(
     batch: Vec<Record<B>>,
-    layouts: &HashMap<String, FeatureLayout>,
+    layouts: &Layouts,
     max_bytes: usize,
 ) -> Vec<Outcome> {
-    let lookup = |model: &str| layouts.get(model);
+    let lookup = |model: &str, version: Option<&str>| {
+        let (default, versions) = layouts.get(model)?;
+        version.and_then(|v| versions.get(v)).or(default.as_ref())
+    };
     let mut out = Vec::with_capacity(batch.len());
     for record in batch {
         for result in decode_record(record.bytes.as_ref(), max_bytes, &lookup) {
@@ -190,7 +209,7 @@ fn decode_batch<B: AsRef<[u8]>>(
 fn decode_record<'l>(
     bytes: &[u8],
     max_bytes: usize,
-    lookup: &dyn Fn(&str) -> Option<&'l FeatureLayout>,
+    lookup: &dyn Fn(&str, Option<&str>) -> Option<&'l FeatureLayout>,
 ) -> Vec<Result<Event, DecodeError>> {
     if bytes.len() > max_bytes {
         return vec![Err(DecodeError::TooLarge {

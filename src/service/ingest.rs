@@ -183,7 +183,7 @@ impl Ingest {
                 .unwrap_or_else(|e| e.into_inner());
             let results = {
                 let m: &Monitor = &monitor;
-                let lookup = |model: &str| m.layout(model);
+                let lookup = |model: &str, version: Option<&str>| m.layout(model, version);
                 decode_message(
                     payload,
                     message_time,

@@ -7,11 +7,13 @@
 //! | [`kafka`] | consumer and producer construction, readiness and lag from the client context |
 //! | [`ingest`] | the loop: consume, decode, apply, hand decisions on, store offsets |
 //! | [`setup`] | turning configuration into monitor settings, baselines and channels |
+//! | [`baselines`] | baseline files per model version: load, reload on change, install from the API |
 //!
 //! Shutdown order (SIGTERM or Ctrl-C): stop fetching, finish the message in
 //! hand, commit offsets, flush deliveries until the deadline, stop HTTP. A
 //! second signal exits at once.
 
+pub mod baselines;
 pub mod ingest;
 pub mod kafka;
 pub mod setup;
@@ -71,6 +73,8 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
     /// Delivery, for its counters.
     pub dispatcher: Arc<Dispatcher>,
+    /// Baseline files per slot: reloads, uploads and captures.
+    pub baselines: Arc<baselines::BaselineFiles>,
 }
 
 /// Handles for running the service from a test or the demo.
@@ -94,7 +98,8 @@ impl Default for Handles {
 pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
-    let monitor = setup::build_monitor(&config).context("loading baselines")?;
+    let (monitor, baseline_files) = setup::build_monitor(&config).context("loading baselines")?;
+    let baseline_files = Arc::new(baseline_files);
     readiness.baselines_loaded.store(true, Ordering::Relaxed);
     let dispatcher = Arc::new(setup::build_dispatcher(&config).context("building alert channels")?);
     let shared = Shared {
@@ -102,7 +107,18 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
         metrics: Arc::clone(&metrics),
         readiness: Arc::clone(&readiness),
         dispatcher: Arc::clone(&dispatcher),
+        baselines: Arc::clone(&baseline_files),
     };
+    let reloader_stop = CancellationToken::new();
+    let reloader = config.baselines.reload_interval.map(|every| {
+        baselines::spawn_reloader(
+            Arc::clone(&baseline_files),
+            Arc::clone(&shared.monitor),
+            Arc::clone(&metrics),
+            every,
+            reloader_stop.clone(),
+        )
+    });
 
     let context = kafka::MonitorContext {
         readiness: Arc::clone(&readiness),
@@ -153,6 +169,10 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
         settings: setup::ingest_settings(&config),
     };
     ingest.run(handles.shutdown.clone()).await;
+    reloader_stop.cancel();
+    if let Some(reloader) = reloader {
+        let _ = reloader.await;
+    }
 
     shut_down(&config, &dispatcher, &producer, http_stop, http).await;
     Ok(())

@@ -1,7 +1,6 @@
 //! Turning the validated configuration into running parts: monitor
 //! settings and baselines, alert channels, loop settings.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +12,10 @@ use crate::alert::dispatcher::Dispatcher;
 use crate::alert::email::{EmailConfig, EmailTls};
 use crate::alert::slack::SlackConfig;
 use crate::alert::webhook::WebhookConfig;
-use crate::baseline::Baseline;
 use crate::config::{self, Config, ModelConfig};
 use crate::monitor::{self, Monitor, MonitorSettings, Persistence};
 
+use super::baselines::BaselineFiles;
 use super::ingest::IngestSettings;
 
 /// The monitor's settings for one model, from its (override-merged)
@@ -96,28 +95,21 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Loads every model's baseline and builds the monitor.
-pub fn build_monitor(config: &Config) -> anyhow::Result<Monitor> {
+/// Loads every model's baselines (defaults, configured versions, the
+/// store) and builds the monitor; the files are kept for reloading.
+pub fn build_monitor(config: &Config) -> anyhow::Result<(Monitor, BaselineFiles)> {
+    let (files, loaded) = BaselineFiles::open(config)?;
     let mut monitor = Monitor::new(MonitorSettings::default().seed);
-    for model in &config.models {
-        let baseline = load_baseline(&model.baseline, model.name.as_str())?;
+    for (slot, baseline) in loaded {
+        let Some(model) = config.model(&slot.model) else {
+            continue;
+        };
         let settings = monitor_settings(config, model)?;
         monitor
-            .set_baseline(Arc::new(baseline), settings)
-            .with_context(|| format!("model {}", model.name.as_str()))?;
+            .set_baseline_for(slot.version.as_deref(), Arc::new(baseline), settings)
+            .with_context(|| format!("baseline of {slot}"))?;
     }
-    Ok(monitor)
-}
-
-fn load_baseline(path: &Path, model: &str) -> anyhow::Result<Baseline> {
-    let baseline = Baseline::load(path)?;
-    anyhow::ensure!(
-        baseline.model == model,
-        "baseline {} describes model {:?}, but is configured for {model:?}",
-        path.display(),
-        baseline.model
-    );
-    Ok(baseline)
+    Ok((monitor, files))
 }
 
 /// The alert channels and their delivery queues: the validated channel

@@ -83,6 +83,7 @@ fn policy() -> RetryPolicy {
 fn notification(sequence: u64) -> Notification {
     Notification {
         model: "churn".into(),
+        model_version: None,
         status: AlertStatus::Firing,
         alerts: Vec::new(),
         decided_at_ms: 0,

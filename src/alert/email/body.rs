@@ -101,6 +101,7 @@ pub(super) mod tests {
             .iter()
             .map(|f| Alert {
                 model: "churn".into(),
+                model_version: None,
                 check: CheckKind::FeatureDrift,
                 feature: (*f).into(),
                 status: AlertStatus::Firing,
@@ -123,6 +124,7 @@ pub(super) mod tests {
             .collect();
         Notification {
             model: "churn".into(),
+            model_version: None,
             status: AlertStatus::Firing,
             alerts,
             decided_at_ms: 60_000,

@@ -114,7 +114,7 @@ fn generator_url(external_url: &str, fingerprint: &str) -> String {
 }
 
 fn labels(alert: &Alert) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (
             "alertname".to_owned(),
             render::alert_name(alert.check).to_owned(),
@@ -126,7 +126,13 @@ fn labels(alert: &Alert) -> BTreeMap<String, String> {
             "severity".to_owned(),
             render::severity(alert.check).to_owned(),
         ),
-    ])
+    ]);
+    // Only for versions monitored against their own baseline: part of the
+    // alert's identity, so receivers group and deduplicate by it.
+    if let Some(version) = &alert.model_version {
+        labels.insert("model_version".to_owned(), version.clone());
+    }
+    labels
 }
 
 /// The evidence as annotations. Numbers use Rust's shortest round-trip
@@ -215,6 +221,7 @@ mod tests {
     fn alert(feature: &str, status: AlertStatus) -> Alert {
         Alert {
             model: "churn".into(),
+            model_version: None,
             check: CheckKind::FeatureDrift,
             feature: feature.into(),
             status,
@@ -239,6 +246,7 @@ mod tests {
     fn notification(alerts: Vec<Alert>) -> Notification {
         Notification {
             model: "churn".into(),
+            model_version: None,
             status: AlertStatus::Firing,
             alerts,
             decided_at_ms: 1_764_756_000_000,

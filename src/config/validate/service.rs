@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::layers::child_key;
-use crate::config::raw::{RawCheckpoint, RawKafka, RawRetrain, RawService};
-use crate::config::schema::{CheckpointConfig, KafkaConfig, RetrainConfig, ServiceConfig};
+use crate::config::raw::{RawBaselines, RawCheckpoint, RawKafka, RawRetrain, RawService};
+use crate::config::schema::{
+    BaselinesConfig, CheckpointConfig, KafkaConfig, RetrainConfig, ServiceConfig,
+};
 use crate::config::types::TopicName;
 
 /// Level names accepted on their own in `service.log_level`.
@@ -197,6 +199,16 @@ impl Checker {
             enabled: raw.enabled,
             cooldown: raw.cooldown,
         }
+    }
+
+    pub(super) fn baselines(&mut self, raw: RawBaselines) -> Option<BaselinesConfig> {
+        let dir_ok = self.non_blank("baselines.dir", &raw.dir.to_string_lossy());
+        let limit = self.count("baselines.max_upload_bytes", raw.max_upload_bytes, 1024);
+        Some(BaselinesConfig {
+            dir: dir_ok.then_some(raw.dir)?,
+            reload_interval: (!raw.reload_interval.is_zero()).then_some(raw.reload_interval),
+            max_upload_bytes: limit?.get(),
+        })
     }
 
     pub(super) fn checkpoint(&mut self, raw: RawCheckpoint) -> Option<CheckpointConfig> {
