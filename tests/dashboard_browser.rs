@@ -137,17 +137,25 @@ async fn produce_paced(bootstrap: &str) {
         let payloads: Vec<Vec<u8>> = (start..(start + BATCH).min(EVENTS))
             .map(|i| serde_json::to_vec(&generator.event(i >= DRIFT_AT)).unwrap())
             .collect();
+        // `send_result` enqueues at once (a batch of 100 fits the queue);
+        // `send` would enqueue only when awaited, one linger per message.
         let acks: Vec<_> = payloads
             .iter()
             .map(|payload| {
                 let record = FutureRecord::to(TOPIC)
                     .key(generator::MODEL)
                     .payload(payload);
-                producer.send(record, Duration::from_secs(10))
+                producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueued")
             })
             .collect();
         for ack in acks {
-            ack.await.map_err(|(e, _)| e).expect("acknowledged");
+            ack.await
+                .expect("delivery reported")
+                .map_err(|(e, _)| e)
+                .expect("acknowledged");
         }
         tokio::time::sleep(PAUSE).await;
     }

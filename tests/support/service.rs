@@ -17,6 +17,7 @@ use driftwarden::baseline::Baseline;
 use driftwarden::demo::generator::{DriftPlan, Generator};
 use driftwarden::service::{self, Handles, ServiceEvent};
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -165,18 +166,25 @@ pub async fn produce(bootstrap: &str, topic: &str, payloads: &[Vec<u8>]) {
         .set("message.max.bytes", "20000000")
         .create()
         .unwrap();
+    // `send_result` enqueues at once; `send` would only enqueue when its
+    // future is first polled, so awaiting a list of them one by one would
+    // send one message per linger interval.
     let mut pending = Vec::with_capacity(payloads.len());
     for payload in payloads {
-        let record = FutureRecord::to(topic).key("churn").payload(payload);
-        pending.push(producer.send(record, Duration::from_secs(30)));
-        if pending.len() >= 10_000 {
-            for p in pending.drain(..) {
-                p.await.unwrap();
+        let mut record = FutureRecord::to(topic).key("churn").payload(payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break pending.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((error, _)) => panic!("cannot enqueue a test message: {error}"),
             }
         }
     }
     for p in pending {
-        p.await.unwrap();
+        p.await.unwrap().unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 }
