@@ -350,6 +350,7 @@ fn shipped_file_documents_every_key() {
         "[channels.email]",
         "[retrain]",
         "[checkpoint]",
+        "[telemetry]",
         "[[models]]",
     ];
 

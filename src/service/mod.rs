@@ -30,7 +30,7 @@ use crate::alert::Notification;
 use crate::alert::dispatcher::Dispatcher;
 use crate::config::Config;
 use crate::monitor::Monitor;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Episodes, Metrics};
 
 pub use kafka::Readiness;
 
@@ -71,6 +71,8 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
     /// Delivery, for its counters.
     pub dispatcher: Arc<Dispatcher>,
+    /// Drift episode starts announced for detection-delay timing.
+    pub episodes: Arc<Episodes>,
 }
 
 /// Handles for running the service from a test or the demo.
@@ -79,6 +81,8 @@ pub struct Handles {
     pub shutdown: CancellationToken,
     /// Observe what happens.
     pub events: broadcast::Sender<ServiceEvent>,
+    /// Announce drift episode starts (the demo knows them).
+    pub episodes: Arc<Episodes>,
 }
 
 impl Default for Handles {
@@ -86,13 +90,15 @@ impl Default for Handles {
         Handles {
             shutdown: CancellationToken::new(),
             events: broadcast::channel(4096).0,
+            episodes: Arc::default(),
         }
     }
 }
 
 /// Runs the service until `handles.shutdown` is cancelled.
 pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics =
+        Arc::new(Metrics::with_export(&config.telemetry).context("setting up OTLP export")?);
     let readiness = Arc::new(Readiness::default());
     let monitor = setup::build_monitor(&config).context("loading baselines")?;
     readiness.baselines_loaded.store(true, Ordering::Relaxed);
@@ -102,7 +108,11 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
         metrics: Arc::clone(&metrics),
         readiness: Arc::clone(&readiness),
         dispatcher: Arc::clone(&dispatcher),
+        episodes: Arc::clone(&handles.episodes),
     };
+    metrics.observe_monitor(Arc::clone(&shared.monitor));
+    metrics.observe_delivery(dispatcher.stats());
+    let latency = record_delivery_latency(&dispatcher, Arc::clone(&metrics));
 
     let context = kafka::MonitorContext {
         readiness: Arc::clone(&readiness),
@@ -155,7 +165,32 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     ingest.run(handles.shutdown.clone()).await;
 
     shut_down(&config, &dispatcher, &producer, http_stop, http).await;
+    latency.abort();
+    metrics.shutdown().await;
     Ok(())
+}
+
+/// Feeds each delivered notification's latency (queueing to delivery) to
+/// the metrics, per channel.
+fn record_delivery_latency(
+    dispatcher: &Dispatcher,
+    metrics: Arc<Metrics>,
+) -> tokio::task::JoinHandle<()> {
+    let mut outcomes = dispatcher.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match outcomes.recv().await {
+                Ok(outcome) if outcome.result.is_ok() => {
+                    metrics.delivery(&outcome.channel, outcome.elapsed);
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "delivery latencies missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 /// The ordered drain after ingestion stopped (offsets already committed).

@@ -34,6 +34,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let alerts = c.alerts(raw.alerts, enabled.as_deref());
     let retrain = c.retrain(&raw.retrain);
     let checkpoint = c.checkpoint(raw.checkpoint);
+    let telemetry = c.telemetry(raw.telemetry);
     let defaults = ModelDefaults {
         raw_monitor: &raw.monitor,
         monitor: monitor.as_ref(),
@@ -43,7 +44,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let models = c.models(raw.models, &defaults);
 
     let sections = (
-        service, kafka, monitor, alerts, channels, checkpoint, models,
+        service, kafka, monitor, alerts, channels, checkpoint, models, telemetry,
     );
     let (
         Some(service),
@@ -53,6 +54,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         Some(channels),
         Some(checkpoint),
         Some(models),
+        Some(telemetry),
     ) = sections
     else {
         return Err(c.errors);
@@ -68,6 +70,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         channels,
         retrain,
         checkpoint,
+        telemetry,
         models,
     })
 }
