@@ -321,7 +321,7 @@ impl Metrics {
     /// often as it was seen; at three significant digits that is at most
     /// the batch's event count, done once per flush off the per-event path.
     pub fn flush_ingest(&self, batch: &mut IngestBatch) {
-        for (model, count) in batch.consumed.iter_mut().filter(|(_, c)| **c > 0) {
+        for (model, count) in batch.consumed.iter_mut().filter(|(_, c)| *c > 0) {
             self.events_consumed
                 .add(*count, &[KeyValue::new("model", model.clone())]);
             *count = 0;
@@ -643,8 +643,10 @@ impl Episodes {
 /// (a model's name is copied once, the first time it is seen).
 #[derive(Debug)]
 pub struct IngestBatch {
-    /// Events applied per model since the last flush.
-    pub consumed: std::collections::HashMap<String, u64>,
+    /// Events applied per model since the last flush. A list: a service
+    /// monitors a handful of models, and a scan of a few short names is
+    /// cheaper than hashing one.
+    pub consumed: Vec<(String, u64)>,
     /// Events rejected per reason since the last flush.
     pub rejected: Vec<(&'static str, u64)>,
     /// Processing time per message (µs).
@@ -669,11 +671,9 @@ impl IngestBatch {
     /// event time.
     #[inline]
     pub fn consumed(&mut self, model: &str, lag_ms: i64) {
-        match self.consumed.get_mut(model) {
-            Some(n) => *n += 1,
-            None => {
-                self.consumed.insert(model.to_owned(), 1);
-            }
+        match self.consumed.iter_mut().find(|(m, _)| m == model) {
+            Some((_, n)) => *n += 1,
+            None => self.consumed.push((model.to_owned(), 1)),
         }
         latency::record_clamped(&mut self.event_lag_ms, lag_ms.max(0) as u64);
     }
@@ -806,7 +806,7 @@ mod tests {
         }
         // The batch was handed over and emptied.
         assert!(batch.processing_us.is_empty());
-        assert_eq!(batch.consumed["churn"], 0);
+        assert_eq!(batch.consumed, vec![("churn".to_owned(), 0)]);
         let stats = m.latency_stats();
         assert_eq!(stats.event_lag_seconds.map(|q| q.count), Some(3));
     }

@@ -35,11 +35,13 @@ fi
 echo "== building the collector into $out (first run only: a few minutes)" >&2
 start=$SECONDS
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$work.yaml"' EXIT
 # The builder writes the generated sources and the binary to one directory;
 # build in a scratch directory and move the binary into the cache only once
 # it exists, so that an interrupted build is never taken for a cached one.
-"$builder" --config "$manifest" --output-path "$work" >&2
+# The manifest leaves dist.output_path to this script.
+sed "s|^  # output_path: set by build.sh.*|  output_path: $work|" "$manifest" >"$work.yaml"
+"$builder" --config "$work.yaml" >&2
 mv "$work/otelcol-driftwarden" "$bin.partial"
 mv "$bin.partial" "$bin"
 echo "== collector built in $((SECONDS - start)) s" >&2
