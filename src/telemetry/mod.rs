@@ -177,6 +177,71 @@ pub fn resource() -> Resource {
         .build()
 }
 
+/// An observable instrument whose callback reports what `read` returns:
+/// `(value, attributes)` pairs, read when metrics are collected.
+macro_rules! observed {
+    ($builder:expr, $unit:expr, $help:expr, $read:expr) => {{
+        let read = $read;
+        $builder
+            .with_unit($unit)
+            .with_description($help)
+            .with_callback(move |observer| {
+                for (value, attributes) in read() {
+                    observer.observe(value, &attributes);
+                }
+            })
+            .build()
+    }};
+}
+
+/// Observations per model from the monitor's status.
+fn per_status<T>(
+    monitor: &Mutex<Monitor>,
+    value: impl Fn(&crate::monitor::ModelStatus) -> T,
+) -> Vec<(T, Vec<KeyValue>)> {
+    lock(monitor)
+        .status()
+        .into_iter()
+        .map(|s| (value(&s), vec![KeyValue::new("model", s.model)]))
+        .collect()
+}
+
+/// Observations per model with labelled performance, each with its own
+/// extra attribute.
+fn per_performance<T>(
+    monitor: &Mutex<Monitor>,
+    values: impl Fn(&crate::monitor::performance::Performance) -> Vec<(T, KeyValue)>,
+) -> Vec<(T, Vec<KeyValue>)> {
+    let monitor = lock(monitor);
+    let mut out = Vec::new();
+    for model in monitor.models() {
+        let Some(p) = model.performance() else {
+            continue;
+        };
+        let name = &model.baseline().model;
+        for (v, extra) in values(p) {
+            out.push((v, vec![KeyValue::new("model", name.clone()), extra]));
+        }
+    }
+    out
+}
+
+/// Observations per delivery channel, with an optional extra attribute.
+fn per_channel<T>(
+    stats: &DeliveryStats,
+    values: impl Fn(&crate::alert::stats::ChannelStats) -> Vec<(T, Option<KeyValue>)>,
+) -> Vec<(T, Vec<KeyValue>)> {
+    let mut out = Vec::new();
+    for c in stats.snapshot() {
+        for (v, extra) in values(&c) {
+            let mut attributes = vec![KeyValue::new("channel", c.channel.clone())];
+            attributes.extend(extra);
+            out.push((v, attributes));
+        }
+    }
+    out
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -223,22 +288,23 @@ impl Metrics {
         };
         let consumer_lag: Arc<Mutex<BTreeMap<(String, i32), i64>>> = Arc::default();
         let lag = Arc::clone(&consumer_lag);
-        let lag_gauge = meter
-            .i64_observable_gauge(names::CONSUMER_LAG)
-            .with_unit("{message}")
-            .with_description("Messages behind the partition's end.")
-            .with_callback(move |observer| {
-                for ((topic, partition), v) in lock(&lag).iter() {
-                    observer.observe(
-                        *v,
-                        &[
+        let lag_gauge = observed!(
+            meter.i64_observable_gauge(names::CONSUMER_LAG),
+            "{message}",
+            "Messages behind the partition's end.",
+            move || {
+                lock(&lag)
+                    .iter()
+                    .map(|((topic, partition), v)| {
+                        let attributes = vec![
                             KeyValue::new("topic", topic.clone()),
                             KeyValue::new("partition", i64::from(*partition)),
-                        ],
-                    );
-                }
-            })
-            .build();
+                        ];
+                        (*v, attributes)
+                    })
+                    .collect::<Vec<_>>()
+            }
+        );
         Metrics {
             events_consumed: counter(
                 names::EVENTS_CONSUMED,
@@ -410,182 +476,129 @@ impl Metrics {
     /// performance figures (label joins and delay, metric values) whenever
     /// metrics are collected.
     pub fn observe_monitor(&self, monitor: Arc<Mutex<Monitor>>) {
+        let meter = &self.meter;
         let m = Arc::clone(&monitor);
-        let drifted = self
-            .meter
-            .u64_observable_gauge(names::FEATURES_DRIFTED)
-            .with_unit("{feature}")
-            .with_description("Checks whose latest verdict is drifted.")
-            .with_callback(move |observer| {
-                for status in lock(&m).status() {
-                    let n = status.checks.iter().filter(|c| c.drifted).count() as u64;
-                    observer.observe(n, &[KeyValue::new("model", status.model)]);
-                }
-            })
-            .build();
+        let drifted = observed!(
+            meter.u64_observable_gauge(names::FEATURES_DRIFTED),
+            "{feature}",
+            "Checks whose latest verdict is drifted.",
+            move || per_status(&m, |s| s.checks.iter().filter(|c| c.drifted).count() as u64)
+        );
         let m = Arc::clone(&monitor);
-        let firing = self
-            .meter
-            .u64_observable_gauge(names::ALERTS_FIRING)
-            .with_unit("{alert}")
-            .with_description("Alerts currently firing.")
-            .with_callback(move |observer| {
-                for status in lock(&m).status() {
-                    observer.observe(
-                        status.firing as u64,
-                        &[KeyValue::new("model", status.model)],
-                    );
-                }
-            })
-            .build();
+        let firing = observed!(
+            meter.u64_observable_gauge(names::ALERTS_FIRING),
+            "{alert}",
+            "Alerts currently firing.",
+            move || per_status(&m, |s| s.firing as u64)
+        );
         let m = Arc::clone(&monitor);
-        let joins = self
-            .meter
-            .u64_observable_counter(names::LABEL_JOINS)
-            .with_unit("{label}")
-            .with_description("Label join outcomes.")
-            .with_callback(move |observer| {
-                let monitor = lock(&m);
-                for model in monitor.models() {
-                    let Some(p) = model.performance() else {
-                        continue;
-                    };
+        let joins = observed!(
+            meter.u64_observable_counter(names::LABEL_JOINS),
+            "{label}",
+            "Label join outcomes.",
+            move || {
+                per_performance(&m, |p| {
                     let c = p.join_counters();
-                    let name = model.baseline().model.clone();
-                    for (outcome, count) in [
+                    [
                         ("matched", c.matched),
                         ("late", c.late),
                         ("never_matched", c.never_matched),
                         ("evicted", c.evicted),
                         ("duplicate_label", c.duplicate_labels),
                         ("unknown_id", c.unknown_ids),
-                    ] {
-                        observer.observe(
-                            count,
-                            &[
-                                KeyValue::new("model", name.clone()),
-                                KeyValue::new("outcome", outcome),
-                            ],
-                        );
-                    }
-                }
-            })
-            .build();
+                    ]
+                    .map(|(outcome, n)| (n, KeyValue::new("outcome", outcome)))
+                    .to_vec()
+                })
+            }
+        );
         let m = Arc::clone(&monitor);
-        let delay = self
-            .meter
-            .f64_observable_gauge(names::LABEL_DELAY)
-            .with_unit("s")
-            .with_description("Event time from a prediction to its label, by quantile.")
-            .with_callback(move |observer| {
-                let monitor = lock(&m);
-                for model in monitor.models() {
-                    let Some(d) = model.performance().and_then(|p| p.delay_quantiles()) else {
-                        continue;
-                    };
-                    let name = model.baseline().model.clone();
-                    for (q, v) in [("0.5", d.p50), ("0.9", d.p90), ("0.99", d.p99)] {
-                        observer.observe(
-                            v,
-                            &[
-                                KeyValue::new("model", name.clone()),
-                                KeyValue::new("quantile", q),
-                            ],
-                        );
-                    }
-                }
-            })
-            .build();
-        let m = monitor;
-        let performance = self
-            .meter
-            .f64_observable_gauge(names::PERFORMANCE)
-            .with_description("Performance metric over the window of labelled predictions.")
-            .with_callback(move |observer| {
-                let monitor = lock(&m);
-                for model in monitor.models() {
-                    let Some(p) = model.performance() else {
-                        continue;
-                    };
-                    let name = model.baseline().model.clone();
-                    for (metric, value) in p.values() {
-                        observer.observe(
-                            value,
-                            &[
-                                KeyValue::new("model", name.clone()),
-                                KeyValue::new("metric", metric.to_owned()),
-                            ],
-                        );
-                    }
-                }
-            })
-            .build();
-        let mut observers = lock(&self.observers);
-        observers.push(Box::new(drifted));
-        observers.push(Box::new(firing));
-        observers.push(Box::new(joins));
-        observers.push(Box::new(delay));
-        observers.push(Box::new(performance));
+        let delay = observed!(
+            meter.f64_observable_gauge(names::LABEL_DELAY),
+            "s",
+            "Event time from a prediction to its label, by quantile.",
+            move || {
+                per_performance(&m, |p| {
+                    p.delay_quantiles()
+                        .map(|d| {
+                            [("0.5", d.p50), ("0.9", d.p90), ("0.99", d.p99)]
+                                .map(|(q, v)| (v, KeyValue::new("quantile", q)))
+                                .to_vec()
+                        })
+                        .unwrap_or_default()
+                })
+            }
+        );
+        let performance = observed!(
+            meter.f64_observable_gauge(names::PERFORMANCE),
+            "",
+            "Performance metric over the window of labelled predictions.",
+            move || {
+                per_performance(&monitor, |p| {
+                    p.values()
+                        .into_iter()
+                        .map(|(metric, v)| (v, KeyValue::new("metric", metric.to_owned())))
+                        .collect()
+                })
+            }
+        );
+        self.keep(vec![
+            Box::new(drifted),
+            Box::new(firing),
+            Box::new(joins),
+            Box::new(delay),
+            Box::new(performance),
+        ]);
     }
 
     /// Observes the dispatcher's per-channel counters.
     pub fn observe_delivery(&self, stats: Arc<DeliveryStats>) {
+        let meter = &self.meter;
         let s = Arc::clone(&stats);
-        let deliveries = self
-            .meter
-            .u64_observable_counter(names::DELIVERIES)
-            .with_unit("{notification}")
-            .with_description("Notifications by final delivery outcome.")
-            .with_callback(move |observer| {
-                for c in s.snapshot() {
-                    for (outcome, value) in [
+        let deliveries = observed!(
+            meter.u64_observable_counter(names::DELIVERIES),
+            "{notification}",
+            "Notifications by final delivery outcome.",
+            move || {
+                per_channel(&s, |c| {
+                    [
                         ("delivered", c.delivered),
                         ("failed", c.failed),
                         ("dropped_queue_full", c.dropped_queue_full),
                         ("dropped_closed", c.dropped_closed),
                         ("abandoned", c.abandoned),
-                    ] {
-                        observer.observe(
-                            value,
-                            &[
-                                KeyValue::new("channel", c.channel.clone()),
-                                KeyValue::new("outcome", outcome),
-                            ],
-                        );
-                    }
-                }
-            })
-            .build();
+                    ]
+                    .map(|(outcome, n)| (n, Some(KeyValue::new("outcome", outcome))))
+                    .to_vec()
+                })
+            }
+        );
         let s = Arc::clone(&stats);
-        let attempts = self
-            .meter
-            .u64_observable_counter(names::DELIVERY_ATTEMPTS)
-            .with_unit("{attempt}")
-            .with_description("Delivery attempts, retries included.")
-            .with_callback(move |observer| {
-                for c in s.snapshot() {
-                    observer.observe(c.attempts, &[KeyValue::new("channel", c.channel)]);
-                }
-            })
-            .build();
-        let queue = self
-            .meter
-            .i64_observable_up_down_counter(names::DELIVERY_QUEUE)
-            .with_unit("{notification}")
-            .with_description("Notifications waiting in a channel's queue.")
-            .with_callback(move |observer| {
-                for c in stats.snapshot() {
-                    observer.observe(
-                        i64::try_from(c.queued).unwrap_or(i64::MAX),
-                        &[KeyValue::new("channel", c.channel)],
-                    );
-                }
-            })
-            .build();
-        let mut observers = lock(&self.observers);
-        observers.push(Box::new(deliveries));
-        observers.push(Box::new(attempts));
-        observers.push(Box::new(queue));
+        let attempts = observed!(
+            meter.u64_observable_counter(names::DELIVERY_ATTEMPTS),
+            "{attempt}",
+            "Delivery attempts, retries included.",
+            move || per_channel(&s, |c| vec![(c.attempts, None)])
+        );
+        let queue = observed!(
+            meter.i64_observable_up_down_counter(names::DELIVERY_QUEUE),
+            "{notification}",
+            "Notifications waiting in a channel's queue.",
+            move || {
+                per_channel(&stats, |c| {
+                    vec![(i64::try_from(c.queued).unwrap_or(i64::MAX), None)]
+                })
+            }
+        );
+        self.keep(vec![
+            Box::new(deliveries),
+            Box::new(attempts),
+            Box::new(queue),
+        ]);
+    }
+
+    fn keep(&self, instruments: Vec<Box<dyn std::any::Any + Send + Sync>>) {
+        lock(&self.observers).extend(instruments);
     }
 
     /// Exports what is left and stops the exporters. Blocks while the
