@@ -212,6 +212,10 @@ impl Ingest {
 
     /// Hands the batch to the metrics and closes its span.
     fn flush(&self, batch: &mut Batch) {
+        // Every count and latency comes with a message.
+        if batch.messages == 0 {
+            return;
+        }
         if let Some(span) = batch.span.take() {
             span.record("messaging.batch.message_count", batch.messages);
             span.record("events", batch.events);

@@ -22,6 +22,9 @@ if [[ -x "$bin" ]]; then
     exit 0
 fi
 
+# The official Go distribution installs to /usr/local/go; a non-login shell
+# may not have it on PATH.
+[[ -x /usr/local/go/bin/go ]] && PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "build.sh: Go toolchain not found (needed to build the collector)" >&2; exit 1; }
 gobin="$cache/go-bin"
 mkdir -p "$gobin" "$out"
