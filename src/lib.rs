@@ -16,13 +16,15 @@
 //! | [`alert`] | notifications and their delivery: webhook (Alertmanager shape), Slack, email; queues and retries |
 //! | [`config`] | layered configuration (defaults, file, environment, flags) validated into a typed `Config` |
 //! | [`service`] | the shell: Kafka consumer and producer, the ingestion loop, ordered shutdown |
-//! | [`api`] | the HTTP API and the dashboard: health, readiness, Prometheus metrics, model status, history, ECDFs |
-//! | [`telemetry`] | logging set-up and the metrics registry |
+//! | [`api`] | the HTTP API and the dashboard: health, readiness, Prometheus metrics, latency stats, drift episodes, model status, history, ECDFs |
+//! | [`telemetry`] | logging and span set-up, OpenTelemetry metrics, their Prometheus exposition and OTLP export, latency quantiles |
 //! | [`replay`] | backtesting: the monitor run over a file of historical events in event-time order; alert timeline and per-check verdicts |
 //! | [`demo`] | `driftwarden demo`: an in-process broker, a drifting sample model, local receivers |
 //!
 //! `stats` and `monitor` are pure: no I/O, no clock, no async; time comes
-//! from event timestamps. Everything else is the shell that feeds them and
+//! from event timestamps. (The monitor opens a `tracing` span for a check
+//! run that changes a verdict; what a subscriber does with it is the
+//! shell's business.) Everything else is the shell that feeds them and
 //! carries out what they decide.
 
 pub mod alert;

@@ -306,26 +306,41 @@ fn run(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
         Ok(c) => c,
         Err(errors) => return fail(&format!("invalid configuration:\n{errors}")),
     };
-    driftwarden::telemetry::init_logging(
-        if config.service.log_format == driftwarden::config::LogFormat::Json {
-            "json"
-        } else {
-            "text"
-        },
-        &config.service.log_level,
-    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(async {
+    let format = if config.service.log_format == driftwarden::config::LogFormat::Json {
+        "json"
+    } else {
+        "text"
+    };
+    // The span exporter sends its requests on the runtime.
+    let tracer = {
+        let _runtime = runtime.enter();
+        driftwarden::telemetry::init_service_tracing(
+            format,
+            &config.service.log_level,
+            &config.telemetry,
+        )
+    };
+    let tracer = match tracer {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("cannot set up span export: {e:#}")),
+    };
+    let code = runtime.block_on(async {
         let handles = driftwarden::service::Handles::default();
         driftwarden::service::cancel_on_signals(handles.shutdown.clone());
         match driftwarden::service::run(config, handles).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("{e:#}")),
         }
-    })
+    });
+    // The runtime's workers still run the last export's request.
+    if let Some(tracer) = tracer {
+        driftwarden::telemetry::shutdown_tracing(tracer);
+    }
+    code
 }
 
 fn demo(

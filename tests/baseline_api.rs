@@ -56,6 +56,7 @@ impl Api {
             readiness: Arc::new(Readiness::default()),
             dispatcher: Arc::new(setup::build_dispatcher(&config).unwrap()),
             baselines: Arc::new(files),
+            episodes: Arc::default(),
         };
         let history = driftwarden::api::spawn_history(shared.clone(), Duration::from_secs(1), 10);
         let app =

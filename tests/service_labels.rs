@@ -178,6 +178,16 @@ async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_
     // The delay histogram keeps 2 significant digits (1% resolution).
     let p50 = metric(&text, p50).unwrap();
     assert!((p50 - 10.0).abs() <= 0.1, "median label delay {p50} s");
+    // The window's accuracy, below the reference 0.9 after the drop.
+    let accuracy = metric(
+        &text,
+        "driftwarden_performance_metric{metric=\"accuracy\",model=\"churn\"}",
+    )
+    .unwrap_or_else(|| panic!("no accuracy gauge in\n{text}"));
+    assert!(
+        accuracy > 0.5 && accuracy < 0.9,
+        "window accuracy {accuracy}"
+    );
 
     // The same figures in the model's status.
     let status = running.get_json("/api/v1/models/churn").await;

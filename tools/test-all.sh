@@ -28,6 +28,15 @@ echo "== Chromium (headless browser for tests/dashboard_browser.rs)"
 # install it once if the machine lacks it (the test fails without it).
 command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+echo "== Prometheus (scrapes /metrics in tests/metrics_prometheus.rs)"
+command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+echo "== OpenTelemetry Collector (receives OTLP in tests/otlp_collector.rs)"
+# Built once with the Collector Builder and cached under ~/.cache; later
+# runs reuse the binary.
+DRIFTWARDEN_TEST_OTELCOL="$(tools/otelcol/build.sh)"
+export DRIFTWARDEN_TEST_OTELCOL
+
 echo "== tests (release: the calibration and stream tests push millions of events)"
 cargo test --release --locked --all-targets
 # Doc tests are not part of --all-targets.

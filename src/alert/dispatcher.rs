@@ -57,6 +57,9 @@ pub struct DeliveryOutcome {
     pub idempotency_key: String,
     /// Attempts made, the first included.
     pub attempts: u32,
+    /// Time from queueing on the channel to this outcome (queue wait,
+    /// attempts and back-off included).
+    pub elapsed: std::time::Duration,
     /// Delivered, or the error of the last attempt.
     pub result: Result<(), Arc<DeliveryError>>,
 }
@@ -105,7 +108,16 @@ type WorkerHandle = JoinHandle<Leftovers>;
 /// The sending side of one channel.
 struct Lane {
     counters: Arc<ChannelCounters>,
-    queue: mpsc::Sender<Arc<Notification>>,
+    queue: mpsc::Sender<Queued>,
+}
+
+/// A notification in a channel's queue: when it was queued (for the
+/// delivery latency) and the span it was decided in (the parent of its
+/// delivery span, whose context goes out as `traceparent`).
+pub(crate) struct Queued {
+    pub(crate) notification: Arc<Notification>,
+    pub(crate) queued_at: Instant,
+    pub(crate) span: tracing::Span,
 }
 
 impl Dispatcher {
@@ -137,8 +149,9 @@ impl Dispatcher {
             return self.refuse(&notification);
         };
         let mut dispatched = Dispatched::default();
+        let span = tracing::Span::current();
         for lane in lanes.iter().filter(|lane| routed(lane.counters.name())) {
-            if lane.offer(&notification) {
+            if lane.offer(&notification, &span) {
                 dispatched.queued += 1;
             } else {
                 dispatched.dropped += 1;
@@ -232,11 +245,16 @@ fn collect_leftovers(
 
 impl Lane {
     /// Tries to queue; false when the notification was dropped.
-    fn offer(&self, notification: &Arc<Notification>) -> bool {
+    fn offer(&self, notification: &Arc<Notification>, span: &tracing::Span) -> bool {
         // Count before sending: the task may dequeue before `try_send`
         // returns, and the gauge must not go below what is queued.
         self.counters.enqueued();
-        let reason = match self.queue.try_send(Arc::clone(notification)) {
+        let queued = Queued {
+            notification: Arc::clone(notification),
+            queued_at: Instant::now(),
+            span: span.clone(),
+        };
+        let reason = match self.queue.try_send(queued) {
             Ok(()) => return true,
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped_queue_full();

@@ -154,6 +154,17 @@ impl HttpTarget {
             })?;
             headers.insert(IDEMPOTENCY_KEY_HEADER, value);
         }
+        // W3C trace context of the delivery span (`traceparent`), so the
+        // receiver's spans join the trace; nothing when spans are not
+        // exported.
+        for (name, value) in crate::telemetry::trace_headers() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
         Ok(headers)
     }
 

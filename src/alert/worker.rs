@@ -9,16 +9,16 @@ use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 
 use super::delivery::{Channel, DeliveryError, RetryPolicy};
-use super::dispatcher::DeliveryOutcome;
+use super::dispatcher::{DeliveryOutcome, Queued};
 use super::notification::Notification;
 use super::stats::ChannelCounters;
 
 /// What a channel's task gets from the dispatcher.
 pub(crate) struct WorkerSetup {
-    pub(crate) queue: mpsc::Receiver<Arc<Notification>>,
+    pub(crate) queue: mpsc::Receiver<Queued>,
     pub(crate) retry: RetryPolicy,
     pub(crate) counters: Arc<ChannelCounters>,
     pub(crate) outcomes: broadcast::Sender<DeliveryOutcome>,
@@ -31,7 +31,7 @@ struct Aborted;
 /// The task that owns one channel.
 pub(crate) struct Worker<C> {
     channel: C,
-    queue: mpsc::Receiver<Arc<Notification>>,
+    queue: mpsc::Receiver<Queued>,
     retry: RetryPolicy,
     jitter: Xoshiro256PlusPlus,
     counters: Arc<ChannelCounters>,
@@ -59,9 +59,17 @@ impl<C: Channel> Worker<C> {
     /// aborts; returns what was not delivered.
     pub(crate) async fn run(mut self) -> Vec<Arc<Notification>> {
         let mut left = Vec::new();
-        while let Some(notification) = self.next().await {
-            if let Err(Aborted) = self.deliver(&notification).await {
-                left.push(notification);
+        while let Some(queued) = self.next().await {
+            let span = tracing::info_span!(parent: &queued.span, "deliver_alert",
+                channel = self.channel.name(),
+                model = %queued.notification.model,
+                attempts = tracing::field::Empty);
+            let delivered = self
+                .deliver(&queued.notification, queued.queued_at)
+                .instrument(span)
+                .await;
+            if let Err(Aborted) = delivered {
+                left.push(queued.notification);
                 break;
             }
         }
@@ -78,7 +86,7 @@ impl<C: Channel> Worker<C> {
         left
     }
 
-    async fn next(&mut self) -> Option<Arc<Notification>> {
+    async fn next(&mut self) -> Option<Queued> {
         let next = tokio::select! {
             biased;
             () = self.abort.cancelled() => None,
@@ -93,15 +101,19 @@ impl<C: Channel> Worker<C> {
     fn drain(&mut self) -> Vec<Arc<Notification>> {
         self.queue.close();
         let mut left = Vec::new();
-        while let Ok(notification) = self.queue.try_recv() {
+        while let Ok(queued) = self.queue.try_recv() {
             self.counters.dequeued();
-            left.push(notification);
+            left.push(queued.notification);
         }
         left
     }
 
     /// Attempts until delivered, a final error, or the last attempt.
-    async fn deliver(&mut self, notification: &Notification) -> Result<(), Aborted> {
+    async fn deliver(
+        &mut self,
+        notification: &Notification,
+        queued_at: tokio::time::Instant,
+    ) -> Result<(), Aborted> {
         let key = notification.idempotency_key();
         let mut attempt = 0;
         loop {
@@ -110,14 +122,14 @@ impl<C: Channel> Worker<C> {
 
             let error = match self.attempt(notification).await? {
                 Ok(()) => {
-                    self.finish(notification, key, attempt, Ok(()));
+                    self.finish(notification, key, attempt, queued_at, Ok(()));
                     return Ok(());
                 }
                 Err(error) => error,
             };
 
             if !error.is_retryable() || attempt >= self.retry.max_attempts {
-                self.finish(notification, key, attempt, Err(error));
+                self.finish(notification, key, attempt, queued_at, Err(error));
                 return Ok(());
             }
             self.back_off(notification, &key, attempt, &error).await?;
@@ -177,9 +189,11 @@ impl<C: Channel> Worker<C> {
         notification: &Notification,
         key: String,
         attempts: u32,
+        queued_at: tokio::time::Instant,
         result: Result<(), DeliveryError>,
     ) {
         let channel = self.channel.name();
+        tracing::Span::current().record("attempts", attempts);
         match &result {
             Ok(()) => {
                 self.counters.delivered();
@@ -211,6 +225,7 @@ impl<C: Channel> Worker<C> {
             model: notification.model.clone(),
             idempotency_key: key,
             attempts,
+            elapsed: queued_at.elapsed(),
             result: result.map_err(Arc::new),
         };
         // An error only means nobody subscribed, the normal case outside

@@ -1,5 +1,7 @@
-//! The HTTP API (axum): health, readiness, Prometheus metrics, the
-//! monitor's status per model, and the dashboard.
+//! The HTTP API (axum): health, readiness, Prometheus metrics, latency
+//! quantiles (`/api/v1/stats`), drift episode announcements
+//! (`POST /api/v1/episodes`), the monitor's status per model, and the
+//! dashboard.
 //!
 //! | module | owns |
 //! |---|---|
@@ -25,7 +27,6 @@ use serde_json::json;
 
 use crate::config::Secret;
 use crate::service::Shared;
-use crate::telemetry::names;
 
 pub use history::{History, spawn_history};
 
@@ -49,6 +50,8 @@ pub fn router(shared: Shared, api_token: Option<Secret>, history: History) -> Ro
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/episodes", axum::routing::post(episodes))
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{model}", get(model))
         .merge(dashboard::routes())
@@ -89,78 +92,78 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    refresh_gauges(&state.shared);
-    let mut text = state.shared.metrics.render();
-    text.push_str(&delivery_text(&state.shared));
+    let text = state.shared.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Gauges derived from the monitor at scrape time rather than per event.
-fn refresh_gauges(shared: &Shared) {
-    let statuses = shared
-        .monitor
-        .lock()
-        .map(|m| m.status())
-        .unwrap_or_default();
-    for status in statuses {
-        let drifted = status.checks.iter().filter(|c| c.drifted).count();
-        shared
-            .metrics
-            .set(names::DRIFTED_FEATURES, &[&status.model], drifted as f64);
-        shared
-            .metrics
-            .set(names::ALERTS_FIRING, &[&status.model], status.firing as f64);
-    }
+/// p50, p90, p99, p99.9 and max of processing time, event-time lag,
+/// detection delay and delivery latency per channel.
+async fn stats(State(state): State<AppState>) -> Response {
+    Json(state.shared.metrics.latency_stats()).into_response()
 }
 
-fn delivery_text(shared: &Shared) -> String {
-    let mut out = String::new();
-    let families = [
-        (
-            names::DELIVERIES,
-            "counter",
-            "Notifications by final delivery outcome.",
-        ),
-        (
-            names::DELIVERY_ATTEMPTS,
-            "counter",
-            "Delivery attempts, retries included.",
-        ),
-        (
-            names::DELIVERY_QUEUE,
-            "gauge",
-            "Notifications waiting in a channel's queue.",
-        ),
-    ];
-    let stats = shared.dispatcher.stats().snapshot();
-    for (name, kind, help) in families {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for c in &stats {
-            let series: Vec<(&str, u64)> = match name {
-                names::DELIVERIES => vec![
-                    ("delivered", c.delivered),
-                    ("failed", c.failed),
-                    ("dropped_queue_full", c.dropped_queue_full),
-                    ("dropped_closed", c.dropped_closed),
-                    ("abandoned", c.abandoned),
-                ],
-                names::DELIVERY_ATTEMPTS => vec![("", c.attempts)],
-                _ => vec![("", c.queued)],
-            };
-            for (outcome, value) in series {
-                let outcome = if outcome.is_empty() {
-                    String::new()
-                } else {
-                    format!(",outcome=\"{outcome}\"")
-                };
-                out.push_str(&format!(
-                    "{name}{{channel=\"{}\"{outcome}}} {value}\n",
-                    c.channel
-                ));
-            }
-        }
+/// `POST /api/v1/episodes` body: a drift episode whose start is known.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EpisodeStart {
+    /// Model that drifts.
+    model: String,
+    /// Event time of the episode's first event (ms since the epoch).
+    start_ms: i64,
+}
+
+/// Announces a drift episode, so that the delay until its alert is
+/// measured. State-changing: requires `service.api_token` as a bearer
+/// token, and is refused when none is configured.
+async fn episodes(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = &state.api_token else {
+        return ApiError(
+            StatusCode::FORBIDDEN,
+            "no service.api_token is configured; state-changing calls are refused".into(),
+        )
+        .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| same_secret(g, token.expose())) {
+        return ApiError(StatusCode::UNAUTHORIZED, "bearer token required".into()).into_response();
     }
-    out
+    let start: EpisodeStart = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let known = state
+        .shared
+        .monitor
+        .lock()
+        .map(|m| m.layout(&start.model, None).is_some())
+        .unwrap_or(false);
+    if !known {
+        return ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no model {:?} is monitored", start.model),
+        )
+        .into_response();
+    }
+    state.shared.episodes.start(&start.model, start.start_ms);
+    (StatusCode::ACCEPTED, Json(json!({ "accepted": true }))).into_response()
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guessed token was right.
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn models(State(state): State<AppState>) -> Response {

@@ -55,8 +55,9 @@ pub use report::{check_config_report, render_report};
 pub use schema::{
     AlertsConfig, BaselinesConfig, ChannelKind, ChannelsConfig, CheckpointConfig, Config,
     Correction, Decision, DecisionMode, EmailChannel, KafkaConfig, LogFormat, ModelConfig,
-    MonitorSettings, OffsetReset, PerformanceConfig, Persistence, PredictionKind, RetrainConfig,
-    RetryPolicy, ServiceConfig, SlackChannel, SmtpTls, WebhookChannel, Window,
+    MonitorSettings, OffsetReset, OtlpProtocol, PerformanceConfig, Persistence, PredictionKind,
+    RetrainConfig, RetryPolicy, ServiceConfig, SlackChannel, SmtpTls, TelemetryConfig,
+    WebhookChannel, Window,
 };
 pub use types::{Alpha, EmailAddress, Fraction, KafkaProperties, ModelName, Secret, TopicName};
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::schema::{Correction, DecisionMode, LogFormat, OffsetReset, PredictionKind, SmtpTls};
+use super::schema::{
+    Correction, DecisionMode, LogFormat, OffsetReset, OtlpProtocol, PredictionKind, SmtpTls,
+};
 use super::types::{KafkaProperties, Secret};
 
 /// The whole file, before validation.
@@ -29,6 +31,7 @@ pub struct RawConfig {
     pub retrain: RawRetrain,
     pub checkpoint: RawCheckpoint,
     pub baselines: RawBaselines,
+    pub telemetry: RawTelemetry,
     pub models: Vec<RawModel>,
 }
 
@@ -304,6 +307,28 @@ impl Default for RawRetrain {
         RawRetrain {
             enabled: true,
             cooldown: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: OtlpProtocol,
+    #[serde(with = "humantime_serde")]
+    pub export_interval: Duration,
+    pub traces: bool,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            export_interval: Duration::from_secs(10),
+            traces: true,
         }
     }
 }

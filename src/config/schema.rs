@@ -34,6 +34,8 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     /// The baseline store and how baselines are reloaded.
     pub baselines: BaselinesConfig,
+    /// OTLP export of metrics and spans.
+    pub telemetry: TelemetryConfig,
     /// The monitored models, in file order, names unique.
     pub models: Vec<ModelConfig>,
 }
@@ -400,6 +402,43 @@ pub struct RetrainConfig {
     pub enabled: bool,
     /// Minimum time between two triggers for one model.
     pub cooldown: Duration,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (`http://127.0.0.1:4318`); the
+    /// signal paths `/v1/metrics` and `/v1/traces` are appended. `None`
+    /// exports nothing (metrics stay on `/metrics`).
+    pub otlp_endpoint: Option<String>,
+    /// Encoding of the OTLP requests.
+    pub otlp_protocol: OtlpProtocol,
+    /// How often metrics (and batched spans) are exported; positive.
+    pub export_interval: Duration,
+    /// Whether spans are exported (with an endpoint).
+    pub traces: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            export_interval: Duration::from_secs(10),
+            traces: true,
+        }
+    }
+}
+
+/// OTLP transport and encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies (the OTLP default).
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies.
+    #[serde(rename = "http/json")]
+    HttpJson,
 }
 
 /// `[checkpoint]`

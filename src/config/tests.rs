@@ -351,6 +351,7 @@ fn shipped_file_documents_every_key() {
         "[retrain]",
         "[checkpoint]",
         "[baselines]",
+        "[telemetry]",
         "[[models]]",
     ];
 

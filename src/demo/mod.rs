@@ -111,6 +111,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         .map_err(|e| anyhow::anyhow!("demo configuration invalid:\n{e}"))?;
 
     let handles = Handles::default();
+    // The demo knows where its drift starts: the service times the
+    // detection delay from there (GET /api/v1/stats, the histograms).
+    let step_ms = Generator::new(options.seed, START_MS, DriftPlan::default()).step_ms;
+    handles.episodes.start(
+        generator::MODEL,
+        START_MS + options.drift_at as i64 * step_ms,
+    );
     let mut events = handles.events.subscribe();
     let shutdown = handles.shutdown.clone();
     crate::service::cancel_on_signals(shutdown.clone());

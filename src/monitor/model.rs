@@ -614,6 +614,27 @@ impl ModelMonitor {
                 }
             }
         }
+        // A span for each run in which some verdict changed (drifted or
+        // back): checks run per event by default, and a span per run would
+        // cost more than the run itself, so the runs that move an alert are
+        // the ones traced. Its parent is the consumed batch; the alert the
+        // change leads to is delivered in a span of the same trace.
+        let changed = verdicts
+            .iter()
+            .zip(&self.checks)
+            .filter(|(v, c)| {
+                v.as_ref()
+                    .is_some_and(|(o, _)| c.last.map(|l| l.drifted) != Some(o.drifted))
+            })
+            .count();
+        let span = (changed > 0).then(|| {
+            tracing::info_span!("run_checks",
+                model = %self.baseline.model,
+                checks = family,
+                changed,
+                drifted = verdicts.iter().flatten().filter(|(o, _)| o.drifted).count())
+        });
+        let _entered = span.as_ref().map(tracing::Span::enter);
         for (i, verdict) in verdicts.into_iter().enumerate() {
             let Some((outcome, _)) = verdict else {
                 continue;

@@ -615,20 +615,12 @@ pub fn spawn_reloader(
                     Reload::Replaced { slot, previous, id } => {
                         tracing::info!(%slot, previous = previous.as_deref().unwrap_or("none"),
                             baseline_id = %id, "baseline file changed; now in use");
-                        metrics.add(
-                            crate::telemetry::names::BASELINE_RELOADS,
-                            &[&slot.model, "replaced"],
-                            1,
-                        );
+                        metrics.baseline_reload(&slot.model, "replaced");
                     }
                     Reload::Failed { slot, error } => {
                         tracing::error!(%slot, %error,
                             "baseline file changed but cannot be used; the previous baseline stays");
-                        metrics.add(
-                            crate::telemetry::names::BASELINE_RELOADS,
-                            &[&slot.model, "failed"],
-                            1,
-                        );
+                        metrics.baseline_reload(&slot.model, "failed");
                     }
                 }
             }

@@ -20,13 +20,19 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::dispatcher::Dispatcher;
 use crate::event::{DecodeError, decode_label_message, decode_message};
 use crate::monitor::{Monitor, Outputs, Position, RetrainTrigger};
-use crate::telemetry::names;
+use crate::telemetry::IngestBatch;
 
 use super::kafka::MonitorContext;
 use super::{ServiceEvent, Shared};
 
 /// Events between progress reports to observers.
 const PROGRESS_EVERY: u64 = 10_000;
+
+/// How often the loop hands its batch of counts and latencies to the
+/// metrics (and closes the batch's span). Short enough that a scrape or a
+/// test sees counts promptly, long enough that the hand-over is rare next
+/// to the events it carries.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// Settings of the loop that do not belong to the monitor.
 #[derive(Debug, Clone)]
@@ -72,6 +78,62 @@ impl RejectLog {
     }
 }
 
+/// A drift episode the loop is timing: its first event's time and the
+/// model's events applied since.
+#[derive(Debug, Clone, Copy)]
+struct OpenEpisode {
+    start_ms: i64,
+    events: u64,
+}
+
+/// What the loop keeps between flushes: counts and latencies (see
+/// [`IngestBatch`]), the batch's span, and the drift episodes being timed.
+struct Batch {
+    counts: IngestBatch,
+    span: Option<tracing::Span>,
+    messages: u64,
+    events: u64,
+    episodes: HashMap<String, OpenEpisode>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            counts: IngestBatch::default(),
+            span: None,
+            messages: 0,
+            events: 0,
+            episodes: HashMap::new(),
+        }
+    }
+
+    /// The span of the batch, opened by its first message.
+    fn span(&mut self) -> &tracing::Span {
+        self.span.get_or_insert_with(|| {
+            tracing::info_span!(
+                "consume_batch",
+                messaging.system = "kafka",
+                messaging.operation.name = "process",
+                messaging.batch.message_count = tracing::field::Empty,
+                events = tracing::field::Empty
+            )
+        })
+    }
+
+    /// Counts an applied event (and its episode, if one is timed).
+    #[inline]
+    fn applied(&mut self, model: &str, event_ms: i64, now_ms: i64) {
+        self.counts.consumed(model, now_ms - event_ms);
+        self.events += 1;
+        if !self.episodes.is_empty()
+            && let Some(episode) = self.episodes.get_mut(model)
+            && event_ms >= episode.start_ms
+        {
+            episode.events += 1;
+        }
+    }
+}
+
 /// The running loop's collaborators.
 pub struct Ingest {
     /// The consumer.
@@ -95,10 +157,18 @@ impl Ingest {
         let mut rejects = RejectLog::default();
         let mut applied: u64 = 0;
         let mut next_report: u64 = PROGRESS_EVERY;
+        let mut batch = Batch::new();
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                // Before `recv`, which is always ready under load.
+                _ = flush.tick() => {
+                    self.flush(&mut batch);
+                    continue;
+                }
                 message = self.consumer.recv() => message,
             };
             match message {
@@ -107,7 +177,20 @@ impl Ingest {
                         .readiness
                         .broker_up
                         .store(true, Ordering::Relaxed);
-                    applied += self.handle(&message, &mut rejects);
+                    for (model, start_ms) in self.shared.episodes.take() {
+                        batch.episodes.insert(
+                            model,
+                            OpenEpisode {
+                                start_ms,
+                                events: 0,
+                            },
+                        );
+                    }
+                    let span = batch.span().clone();
+                    let entered = span.enter();
+                    applied += self.handle(&message, &mut rejects, &mut batch);
+                    drop(entered);
+                    batch.messages += 1;
                     if let Err(error) = self.consumer.store_offset_from_message(&message) {
                         tracing::warn!(%error, "could not store offset");
                     }
@@ -122,8 +205,24 @@ impl Ingest {
                 }
             }
         }
+        self.flush(&mut batch);
         let _ = self.events.send(ServiceEvent::Progress { events: applied });
         self.commit();
+    }
+
+    /// Hands the batch to the metrics and closes its span.
+    fn flush(&self, batch: &mut Batch) {
+        // Every count and latency comes with a message.
+        if batch.messages == 0 {
+            return;
+        }
+        if let Some(span) = batch.span.take() {
+            span.record("messaging.batch.message_count", batch.messages);
+            span.record("events", batch.events);
+        }
+        batch.messages = 0;
+        batch.events = 0;
+        self.shared.metrics.flush_ingest(&mut batch.counts);
     }
 
     /// Adds the label topics to the subscription. The loop owns the
@@ -160,11 +259,17 @@ impl Ingest {
     }
 
     /// Decodes and applies one message; returns the number of events applied.
-    fn handle(&self, message: &BorrowedMessage<'_>, rejects: &mut RejectLog) -> u64 {
+    fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        rejects: &mut RejectLog,
+        batch: &mut Batch,
+    ) -> u64 {
         if self.settings.label_topics.contains(message.topic()) {
-            return self.handle_labels(message, rejects);
+            return self.handle_labels(message, rejects, batch);
         }
         let started = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let payload = message.payload().unwrap_or_default();
         let message_time = message.timestamp().to_millis().unwrap_or(0);
         let position = Position {
@@ -174,7 +279,6 @@ impl Ingest {
         let mut outputs = Outputs::default();
         let mut applied = 0;
         let mut first_error: Option<DecodeError> = None;
-        let mut touched = BTreeSet::new();
         {
             let mut monitor = self
                 .shared
@@ -200,48 +304,43 @@ impl Ingest {
                 }) {
                     Ok(event) => {
                         applied += 1;
-                        self.shared
-                            .metrics
-                            .add(names::EVENTS_CONSUMED, &[&event.model], 1);
-                        if event.id.is_some() || event.label.is_some() {
-                            touched.insert(event.model);
-                        }
+                        batch.applied(&event.model, event.timestamp_ms, now_ms);
                     }
                     Err(ApplyOrDecode::Decode(error)) => {
-                        self.shared
-                            .metrics
-                            .add(names::EVENTS_REJECTED, &[error.reason()], 1);
+                        batch.counts.rejected(error.reason());
                         rejects.note(&error, self.settings.reject_log_interval);
                         first_error.get_or_insert(error);
                     }
                     Err(ApplyOrDecode::Apply(error)) => {
-                        self.shared
-                            .metrics
-                            .add(names::EVENTS_REJECTED, &["monitor_error"], 1);
+                        batch.counts.rejected("monitor_error");
                         tracing::warn!(%error, "event could not be applied");
                     }
                 }
             }
-            self.publish_performance(&monitor, &touched);
         }
         if let Some(error) = first_error {
             self.dead_letter(message, &error);
         }
-        self.carry_out(outputs);
-        self.shared.metrics.observe_processing(started.elapsed());
+        self.carry_out(outputs, batch);
+        batch.counts.processed(started.elapsed());
         applied
     }
 
     /// Decodes and applies one label-topic message; returns the number of
     /// labels applied. Rejected labels are counted and dead-lettered like
     /// events.
-    fn handle_labels(&self, message: &BorrowedMessage<'_>, rejects: &mut RejectLog) -> u64 {
+    fn handle_labels(
+        &self,
+        message: &BorrowedMessage<'_>,
+        rejects: &mut RejectLog,
+        batch: &mut Batch,
+    ) -> u64 {
         let started = Instant::now();
         let payload = message.payload().unwrap_or_default();
         let message_time = message.timestamp().to_millis().unwrap_or(0);
         let max_bytes = self.settings.max_message_bytes;
         let mut outputs = Outputs::default();
-        let (mut applied, mut touched) = (0, BTreeSet::new());
+        let mut applied = 0;
         let mut first_error: Option<DecodeError> = None;
         {
             let mut monitor = self
@@ -264,73 +363,31 @@ impl Ingest {
                     }
                 });
                 match outcome {
-                    Ok(model) => {
-                        applied += 1;
-                        touched.insert(model);
-                    }
+                    Ok(_model) => applied += 1,
                     Err(error) => {
-                        self.shared
-                            .metrics
-                            .add(names::EVENTS_REJECTED, &[error.reason()], 1);
+                        batch.counts.rejected(error.reason());
                         rejects.note(&error, self.settings.reject_log_interval);
                         first_error.get_or_insert(error);
                     }
                 }
             }
-            self.publish_performance(&monitor, &touched);
         }
         if let Some(error) = first_error {
             self.dead_letter(message, &error);
         }
-        self.carry_out(outputs);
-        self.shared.metrics.observe_processing(started.elapsed());
+        self.carry_out(outputs, batch);
+        batch.counts.processed(started.elapsed());
         applied
     }
 
-    /// Join counters, label delay and metric values of the models a message
-    /// touched. Counters are the monitor's own totals (it is the source of
-    /// truth, and they survive a checkpoint), so they are set, not added.
-    fn publish_performance(&self, monitor: &Monitor, models: &BTreeSet<String>) {
-        let metrics = &self.shared.metrics;
-        for model in models {
-            let Some(performance) = monitor
-                .models()
-                .find(|m| &m.baseline().model == model)
-                .and_then(|m| m.performance())
-            else {
-                continue;
-            };
-            let c = performance.join_counters();
-            let outcomes = [
-                ("matched", c.matched),
-                ("late", c.late),
-                ("never_matched", c.never_matched),
-                ("evicted", c.evicted),
-                ("duplicate_label", c.duplicate_labels),
-                ("unknown_id", c.unknown_ids),
-            ];
-            for (outcome, count) in outcomes {
-                metrics.set(names::LABEL_JOINS, &[model, outcome], count as f64);
-            }
-            if let Some(d) = performance.delay_quantiles() {
-                for (q, v) in [("0.5", d.p50), ("0.9", d.p90), ("0.99", d.p99)] {
-                    metrics.set(names::LABEL_DELAY, &[model, q], v);
-                }
-            }
-            for (name, value) in performance.values() {
-                metrics.set(names::PERFORMANCE, &[model, name], value);
-            }
-        }
-    }
-
     /// Hands notifications to delivery and triggers to the producer.
-    fn carry_out(&self, outputs: Outputs) {
+    fn carry_out(&self, outputs: Outputs, batch: &mut Batch) {
         for notification in outputs.notifications {
-            self.shared.metrics.add(
-                names::NOTIFICATIONS,
-                &[&notification.model, status_label(&notification)],
-                1,
-            );
+            let status = status_label(&notification);
+            self.shared.metrics.notified(&notification.model, status);
+            if status == "firing" {
+                self.time_detection(&notification, batch);
+            }
             let _ = self
                 .events
                 .send(ServiceEvent::Notified(notification.clone()));
@@ -343,6 +400,27 @@ impl Ingest {
         for trigger in outputs.retrains {
             self.publish_retrain(trigger);
         }
+    }
+
+    /// The detection delay of a drift episode being timed for the model
+    /// of a firing notification: from the episode's first event to the
+    /// decision, in event time and in the model's events. A firing
+    /// notification before any event of the episode (an alert that was
+    /// already firing) leaves the episode open.
+    fn time_detection(&self, notification: &crate::alert::Notification, batch: &mut Batch) {
+        let Some(episode) = batch.episodes.get(&notification.model).copied() else {
+            return;
+        };
+        if episode.events == 0 {
+            return;
+        }
+        batch.episodes.remove(&notification.model);
+        let delay_ms = notification.decided_at_ms - episode.start_ms;
+        tracing::info!(model = %notification.model, delay_ms, events = episode.events,
+            "drift episode detected");
+        self.shared
+            .metrics
+            .detection(&notification.model, delay_ms, episode.events);
     }
 
     fn publish_retrain(&self, trigger: RetrainTrigger) {
@@ -369,7 +447,7 @@ impl Ingest {
                 .headers(headers);
             match producer.send(record, Duration::from_secs(30)).await {
                 Ok(delivery) => {
-                    metrics.add(names::RETRAINS, &[&trigger.model, "published"], 1);
+                    metrics.retrain(&trigger.model, "published");
                     tracing::info!(model = %trigger.model, key = %trigger.idempotency_key, "retraining trigger published");
                     let _ = events.send(ServiceEvent::RetrainPublished {
                         model: trigger.model.clone(),
@@ -379,7 +457,7 @@ impl Ingest {
                     });
                 }
                 Err((error, _)) => {
-                    metrics.add(names::RETRAINS, &[&trigger.model, "failed"], 1);
+                    metrics.retrain(&trigger.model, "failed");
                     tracing::error!(%error, model = %trigger.model, "retraining trigger not published");
                 }
             }
@@ -416,7 +494,7 @@ impl Ingest {
             Ok(_) => "queued",
             Err(_) => "failed",
         };
-        self.shared.metrics.add(names::DEAD_LETTERS, &[outcome], 1);
+        self.shared.metrics.dead_letter(outcome);
     }
 }
 

@@ -14,7 +14,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 
 use crate::config::KafkaConfig;
-use crate::telemetry::{Metrics, names};
+use crate::telemetry::Metrics;
 
 /// Shared flags the HTTP readiness probe reads.
 #[derive(Debug, Default)]
@@ -68,12 +68,8 @@ impl ClientContext for MonitorContext {
             for (partition, p) in &t.partitions {
                 // librdkafka reports -1 for partitions this client does not consume.
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    let partition = partition.to_string();
-                    self.metrics.set(
-                        names::CONSUMER_LAG,
-                        &[topic, &partition],
-                        p.consumer_lag as f64,
-                    );
+                    self.metrics
+                        .set_consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }

@@ -32,7 +32,7 @@ use crate::alert::Notification;
 use crate::alert::dispatcher::Dispatcher;
 use crate::config::Config;
 use crate::monitor::Monitor;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Episodes, Metrics};
 
 pub use kafka::Readiness;
 
@@ -75,6 +75,8 @@ pub struct Shared {
     pub dispatcher: Arc<Dispatcher>,
     /// Baseline files per slot: reloads, uploads and captures.
     pub baselines: Arc<baselines::BaselineFiles>,
+    /// Drift episode starts announced for detection-delay timing.
+    pub episodes: Arc<Episodes>,
 }
 
 /// Handles for running the service from a test or the demo.
@@ -83,6 +85,8 @@ pub struct Handles {
     pub shutdown: CancellationToken,
     /// Observe what happens.
     pub events: broadcast::Sender<ServiceEvent>,
+    /// Announce drift episode starts (the demo knows them).
+    pub episodes: Arc<Episodes>,
 }
 
 impl Default for Handles {
@@ -90,13 +94,15 @@ impl Default for Handles {
         Handles {
             shutdown: CancellationToken::new(),
             events: broadcast::channel(4096).0,
+            episodes: Arc::default(),
         }
     }
 }
 
 /// Runs the service until `handles.shutdown` is cancelled.
 pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics =
+        Arc::new(Metrics::with_export(&config.telemetry).context("setting up OTLP export")?);
     let readiness = Arc::new(Readiness::default());
     let (monitor, baseline_files) = setup::build_monitor(&config).context("loading baselines")?;
     let baseline_files = Arc::new(baseline_files);
@@ -108,6 +114,7 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
         readiness: Arc::clone(&readiness),
         dispatcher: Arc::clone(&dispatcher),
         baselines: Arc::clone(&baseline_files),
+        episodes: Arc::clone(&handles.episodes),
     };
     let reloader_stop = CancellationToken::new();
     let reloader = config.baselines.reload_interval.map(|every| {
@@ -119,6 +126,9 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
             reloader_stop.clone(),
         )
     });
+    metrics.observe_monitor(Arc::clone(&shared.monitor));
+    metrics.observe_delivery(dispatcher.stats());
+    let latency = record_delivery_latency(&dispatcher, Arc::clone(&metrics));
 
     let context = kafka::MonitorContext {
         readiness: Arc::clone(&readiness),
@@ -175,7 +185,32 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     }
 
     shut_down(&config, &dispatcher, &producer, http_stop, http).await;
+    latency.abort();
+    metrics.shutdown().await;
     Ok(())
+}
+
+/// Feeds each delivered notification's latency (queueing to delivery) to
+/// the metrics, per channel.
+fn record_delivery_latency(
+    dispatcher: &Dispatcher,
+    metrics: Arc<Metrics>,
+) -> tokio::task::JoinHandle<()> {
+    let mut outcomes = dispatcher.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match outcomes.recv().await {
+                Ok(outcome) if outcome.result.is_ok() => {
+                    metrics.delivery(&outcome.channel, outcome.elapsed);
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "delivery latencies missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 /// The ordered drain after ingestion stopped (offsets already committed).

@@ -91,6 +91,7 @@ impl Running {
             Handles {
                 shutdown: handles.shutdown.clone(),
                 events: handles.events.clone(),
+                episodes: std::sync::Arc::clone(&handles.episodes),
             },
         ));
         let address = loop {

@@ -35,6 +35,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let retrain = c.retrain(&raw.retrain);
     let checkpoint = c.checkpoint(raw.checkpoint);
     let baselines = c.baselines(raw.baselines);
+    let telemetry = c.telemetry(raw.telemetry);
     let defaults = ModelDefaults {
         raw_monitor: &raw.monitor,
         monitor: monitor.as_ref(),
@@ -44,7 +45,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let models = c.models(raw.models, &defaults);
 
     let sections = (
-        service, kafka, monitor, alerts, channels, checkpoint, baselines, models,
+        service, kafka, monitor, alerts, channels, checkpoint, baselines, models, telemetry,
     );
     let (
         Some(service),
@@ -55,6 +56,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         Some(checkpoint),
         Some(baselines),
         Some(models),
+        Some(telemetry),
     ) = sections
     else {
         return Err(c.errors);
@@ -71,6 +73,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         retrain,
         checkpoint,
         baselines,
+        telemetry,
         models,
     })
 }

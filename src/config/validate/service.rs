@@ -4,9 +4,11 @@ use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::layers::child_key;
-use crate::config::raw::{RawBaselines, RawCheckpoint, RawKafka, RawRetrain, RawService};
+use crate::config::raw::{
+    RawBaselines, RawCheckpoint, RawKafka, RawRetrain, RawService, RawTelemetry,
+};
 use crate::config::schema::{
-    BaselinesConfig, CheckpointConfig, KafkaConfig, RetrainConfig, ServiceConfig,
+    BaselinesConfig, CheckpointConfig, KafkaConfig, RetrainConfig, ServiceConfig, TelemetryConfig,
 };
 use crate::config::types::TopicName;
 
@@ -208,6 +210,30 @@ impl Checker {
             dir: dir_ok.then_some(raw.dir)?,
             reload_interval: (!raw.reload_interval.is_zero()).then_some(raw.reload_interval),
             max_upload_bytes: limit?.get(),
+        })
+    }
+
+    pub(super) fn telemetry(&mut self, raw: RawTelemetry) -> Option<TelemetryConfig> {
+        let interval = self.positive("telemetry.export_interval", raw.export_interval);
+        let endpoint = match raw.otlp_endpoint {
+            None => Some(None),
+            Some(url) => {
+                let ok = reqwest::Url::parse(&url)
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .unwrap_or(false);
+                self.ensure(
+                    ok,
+                    "telemetry.otlp_endpoint",
+                    "expected an http:// or https:// URL such as http://127.0.0.1:4318",
+                )
+                .then_some(Some(url))
+            }
+        };
+        Some(TelemetryConfig {
+            otlp_endpoint: endpoint?,
+            otlp_protocol: raw.otlp_protocol,
+            export_interval: interval?,
+            traces: raw.traces,
         })
     }
 
