@@ -20,6 +20,7 @@
 //! | [`telemetry`] | logging set-up and the metrics registry |
 //! | [`replay`] | backtesting: the monitor run over a file of historical events in event-time order; alert timeline and per-check verdicts |
 //! | [`demo`] | `driftwarden demo`: an in-process broker, a drifting sample model, local receivers |
+//! | [`workload`] | the benchmark workload: a seeded stream of 22 features with a mean shift half-way, and its baseline |
 //!
 //! `stats` and `monitor` are pure: no I/O, no clock, no async; time comes
 //! from event timestamps. Everything else is the shell that feeds them and
@@ -36,3 +37,4 @@ pub mod replay;
 pub mod service;
 pub mod stats;
 pub mod telemetry;
+pub mod workload;
