@@ -117,6 +117,30 @@ fn bench_update(c: &mut Criterion) {
     group.finish();
 }
 
+/// A push whose verdict the monitor can take from the bound, as it does
+/// with no drift: the tree is settled once per 32 pushes.
+fn bench_update_bounded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("window_update_settle_every_32");
+    for distinct in DISTINCT {
+        let mut window = full_window(distinct);
+        let stream = uniforms(3, 1 << 16);
+        let mut next = stream.iter().copied().cycle();
+        let mut pushes = 0u32;
+        group.bench_function(BenchmarkId::from_parameter(distinct), |b| {
+            b.iter(|| {
+                let x = next.next().unwrap_or(0.5);
+                let evicted = window.push_deferred(black_box(x));
+                pushes = pushes.wrapping_add(1);
+                if pushes % 32 == 0 {
+                    window.settle();
+                }
+                black_box((evicted, window.d_scaled_at_most()))
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_scratch(c: &mut Criterion) {
     let mut group = c.benchmark_group("scratch_d");
     let window = uniforms(2, WINDOW);
@@ -173,6 +197,7 @@ fn main() {
     report_memory();
     let mut criterion = Criterion::default().configure_from_args();
     bench_update(&mut criterion);
+    bench_update_bounded(&mut criterion);
     bench_scratch(&mut criterion);
     bench_critical_value(&mut criterion);
     bench_calibration(&mut criterion);

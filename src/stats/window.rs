@@ -55,6 +55,21 @@
 //! would save 39 KiB but measured no faster at this size, so a single
 //! `i64` code path was kept; the budget of 200 KiB is met without it.
 //!
+//! # Settling the tree only when D is read
+//!
+//! [`SlidingKs::push_deferred`] only updates two steps and marks their
+//! blocks; [`SlidingKs::settle`] rescans each marked block once and refolds
+//! the nodes above them ([`SlidingKs::push`] does both). Between
+//! settles, [`SlidingKs::d_scaled_at_most`] bounds n·m·D by its value at the
+//! last settle plus m per push, since a push moves every V(s) by at most m.
+//! A monitor checking after every event settles only when that bound
+//! reaches its threshold: with no drift, D sits well below it and a
+//! window is settled a few times per hundred events, each settle costing
+//! about what one eager update did (a block scan per changed block and one
+//! fold per changed node). The verdict is exact either way; reading D from
+//! an unsettled window falls back to an O(k) scan, so every read is exact
+//! too.
+//!
 //! # Fill and variable-size windows
 //!
 //! The steps weigh baseline values by the window's capacity n, so the tree's
@@ -388,6 +403,14 @@ struct PrefixTree {
     /// multiple of [`FANOUT`], so each fold has a fixed length.
     levels: Vec<Vec<Summary>>,
     root: Summary,
+    /// Blocks whose steps changed since the last [`flush`](Self::flush),
+    /// one bit each.
+    dirty: Vec<u64>,
+    /// Whether any bit of `dirty` is set.
+    pending: bool,
+    /// Scratch lists of changed nodes, one level at a time, kept to avoid
+    /// allocating per flush.
+    changed: [Vec<usize>; 2],
 }
 
 impl PrefixTree {
@@ -406,38 +429,70 @@ impl PrefixTree {
         }
         let root = fold(&level);
         levels.push(level);
-        Self { levels, root }
+        Self {
+            levels,
+            root,
+            dirty: vec![0; blocks.div_ceil(64)],
+            pending: false,
+            changed: [Vec::new(), Vec::new()],
+        }
     }
 
-    /// Rescans the blocks holding two pairs (equal for a single change) and
-    /// refolds their paths, each shared node once.
-    fn refresh(&mut self, steps: &[i64], pairs: [usize; 2]) {
-        let [mut a, mut b] = pairs.map(|pair| pair / BLOCK_PAIRS);
-        let mut node_a = block_summary(steps, a);
-        let mut node_b = if a == b {
-            node_a
-        } else {
-            block_summary(steps, b)
-        };
-        let Some((top, lower)) = self.levels.split_last_mut() else {
+    /// Notes that the steps of `pair` changed; the root is stale until the
+    /// next [`flush`](Self::flush).
+    fn mark(&mut self, pair: usize) {
+        let block = pair / BLOCK_PAIRS;
+        self.dirty[block / 64] |= 1 << (block % 64);
+        self.pending = true;
+    }
+
+    /// Rescans every changed block once and refolds the nodes above them,
+    /// each shared node once, however many changes it saw.
+    fn flush(&mut self, steps: &[i64]) {
+        if !std::mem::take(&mut self.pending) {
             return;
-        };
-        for level in lower {
-            level[a] = node_a;
-            level[b] = node_b;
-            (a, b) = (a / FANOUT, b / FANOUT);
-            let groups = level.as_chunks::<FANOUT>().0;
-            node_a = fold(&groups[a]);
-            node_b = if a == b { node_a } else { fold(&groups[b]) };
         }
-        top[a] = node_a;
-        top[b] = node_b;
-        self.root = fold(top);
+        let [mut nodes, mut parents] = std::mem::take(&mut self.changed);
+        nodes.clear();
+        for (w, word) in self.dirty.iter_mut().enumerate() {
+            let mut bits = std::mem::take(word);
+            while bits != 0 {
+                nodes.push(w * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+        for &block in &nodes {
+            self.levels[0][block] = block_summary(steps, block);
+        }
+        for l in 1..self.levels.len() {
+            parents.clear();
+            for &node in &nodes {
+                let parent = node / FANOUT;
+                if parents.last() != Some(&parent) {
+                    parents.push(parent);
+                }
+            }
+            let (below, above) = self.levels.split_at_mut(l);
+            let groups = below[l - 1].as_chunks::<FANOUT>().0;
+            for &parent in &parents {
+                above[0][parent] = fold(&groups[parent]);
+            }
+            std::mem::swap(&mut nodes, &mut parents);
+        }
+        self.root = self
+            .levels
+            .last()
+            .map_or_else(Summary::default, |top| fold(top));
+        self.changed = [nodes, parents];
     }
 
     fn heap_bytes(&self) -> usize {
         let nodes: usize = self.levels.iter().map(Vec::capacity).sum();
-        nodes * size_of::<Summary>() + self.levels.capacity() * size_of::<Vec<Summary>>()
+        let changed: usize = self.changed.iter().map(Vec::capacity).sum();
+        nodes * size_of::<Summary>()
+            + self.levels.capacity() * size_of::<Vec<Summary>>()
+            + self.dirty.capacity() * size_of::<u64>()
+            + changed * size_of::<usize>()
     }
 }
 
@@ -468,6 +523,13 @@ pub struct SlidingKs {
     /// never needed on their own.
     steps: Vec<i64>,
     tree: PrefixTree,
+    /// n·m·D when the tree was last settled on a full window, and how many
+    /// pushes have moved a step since: each moves every V(s) by at most m,
+    /// so D stays within `settled + m·moves` (see
+    /// [`d_scaled_at_most`](Self::d_scaled_at_most)). `None` when the
+    /// length changed since.
+    settled: Option<u64>,
+    moves: u64,
 }
 
 impl fmt::Debug for SlidingKs {
@@ -524,6 +586,8 @@ impl SlidingKs {
         Ok(Self {
             tree: PrefixTree::build(&steps),
             steps,
+            settled: None,
+            moves: 0,
             capacity,
             values: VecDeque::with_capacity(capacity),
             slots: VecDeque::with_capacity(capacity),
@@ -567,8 +631,18 @@ impl SlidingKs {
     /// Adds a value; if the window already holds `capacity` values (or
     /// more, after [`insert`](Self::insert)), first evicts the oldest and
     /// returns it, so the length does not change. NaN and ±∞ are rejected
-    /// with an error and leave the window unchanged.
+    /// with an error and leave the window unchanged. The tree is settled,
+    /// so D reads in O(1) on a full window.
     pub fn push(&mut self, x: f64) -> Result<Option<f64>, StatsError> {
+        let evicted = self.push_deferred(x)?;
+        self.settle();
+        Ok(evicted)
+    }
+
+    /// [`push`](Self::push) without settling the tree: for a caller that
+    /// reads D only when [`d_scaled_at_most`](Self::d_scaled_at_most)
+    /// reaches its threshold, and calls [`settle`](Self::settle) first.
+    pub fn push_deferred(&mut self, x: f64) -> Result<Option<f64>, StatsError> {
         self.check_value(x)?;
         let slot = self.reference.slot(x);
         if self.values.len() < self.capacity {
@@ -589,7 +663,9 @@ impl SlidingKs {
             let m = self.weight();
             self.steps[old_slot] -= m;
             self.steps[slot] += m;
-            self.tree.refresh(&self.steps, [old_slot / 2, slot / 2]);
+            self.tree.mark(old_slot / 2);
+            self.tree.mark(slot / 2);
+            self.moves += 1;
         }
         Ok(Some(old))
     }
@@ -601,6 +677,7 @@ impl SlidingKs {
         check_len(self.values.len() + 1, self.reference.size())?;
         let slot = self.reference.slot(x);
         self.add(x, slot);
+        self.settle();
         Ok(())
     }
 
@@ -608,7 +685,8 @@ impl SlidingKs {
     pub fn pop_oldest(&mut self) -> Option<f64> {
         let (old, slot) = self.take_oldest()?;
         self.steps[slot] -= self.weight();
-        self.tree.refresh(&self.steps, [slot / 2; 2]);
+        self.tree.mark(slot / 2);
+        self.settle();
         Some(old)
     }
 
@@ -642,11 +720,42 @@ impl SlidingKs {
         &self.reference
     }
 
+    /// Brings the prefix tree up to date with the pushes since the last
+    /// call, rescanning each changed block once: after it, reading D on a
+    /// full window is O(1). Pushes only mark what they change, so a caller
+    /// that can decide without D (see
+    /// [`d_scaled_at_most`](Self::d_scaled_at_most)) pays for the tree only
+    /// when it reads.
+    pub fn settle(&mut self) {
+        self.tree.flush(&self.steps);
+        self.moves = 0;
+        self.settled = (self.values.len() == self.capacity).then(|| {
+            let root = self.tree.root;
+            root.max.unsigned_abs().max(root.min.unsigned_abs())
+        });
+    }
+
+    /// An upper bound on n·m·D for a full window, without reading it: n·m·D
+    /// at the last [`settle`](Self::settle) plus m per push since. A push
+    /// adds m to V(s) from the new value's slot on and takes m away from
+    /// the evicted one's on, so every V(s), and hence max |V|, moves by at
+    /// most m. A monitor whose threshold is above the bound knows the
+    /// verdict exactly without the statistic. `u64::MAX` when the window
+    /// is not full or its length changed since the last settle.
+    pub fn d_scaled_at_most(&self) -> u64 {
+        match self.settled {
+            Some(d) if self.values.len() == self.capacity => {
+                d.saturating_add(self.moves.saturating_mul(self.weight() as u64))
+            }
+            _ => u64::MAX,
+        }
+    }
+
     /// D⁺ and D⁻ scaled by n·m, n being the current length. O(1) when the
-    /// length equals the capacity, O(k) otherwise.
+    /// length equals the capacity and the tree is settled, O(k) otherwise.
     pub fn extremes(&self) -> KsExtremes {
         let n = self.values.len();
-        let summary = if n == self.capacity {
+        let summary = if n == self.capacity && !self.tree.pending {
             self.tree.root
         } else {
             let shift = self.capacity as i64 - n as i64;
@@ -711,13 +820,15 @@ impl SlidingKs {
             self.steps[slot] += m;
         }
         self.tree = PrefixTree::build(&self.steps);
+        self.settled = None;
     }
 
     fn add(&mut self, x: f64, slot: usize) {
         self.values.push_back(x);
         self.slots.push_back(slot as u32);
         self.steps[slot] += self.weight();
-        self.tree.refresh(&self.steps, [slot / 2; 2]);
+        self.tree.mark(slot / 2);
+        self.settled = None;
     }
 
     fn take_oldest(&mut self) -> Option<(f64, usize)> {
@@ -817,6 +928,20 @@ mod tests {
         assert_eq!((got.d_plus_scaled, got.d_minus_scaled), (plus, minus));
         assert_eq!(got.window_len, model.len() as u64);
         assert!((0.0..=1.0).contains(&window.statistic()));
+    }
+
+    /// Settles the tree and checks that the bound held before it and that
+    /// the settled tree reads the same exact value as a scan.
+    fn settle_and_check(window: &mut SlidingKs, baseline: &[f64]) {
+        let bound = window.d_scaled_at_most();
+        let scanned = window.extremes();
+        window.settle();
+        assert_eq!(window.extremes(), scanned);
+        assert!(
+            scanned.d_scaled() <= bound,
+            "{scanned:?} above bound {bound}"
+        );
+        assert_matches(window, baseline);
     }
 
     #[test]
@@ -972,9 +1097,13 @@ mod tests {
         let mut w = SlidingKs::new(reference(&baseline), 60).expect("valid");
         for step in 0..3_000 {
             // A slow shift exercises large D as well as small.
-            w.push(uniform() + step as f64 * 1e-4).expect("finite");
+            w.push_deferred(uniform() + step as f64 * 1e-4)
+                .expect("finite");
             if step % 7 == 0 {
                 assert_matches(&w, &baseline);
+            }
+            if step % 13 == 0 {
+                settle_and_check(&mut w, &baseline);
             }
         }
     }
@@ -982,9 +1111,11 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Push(f64),
+        PushDeferred(f64),
         Insert(f64),
         Pop,
         Rebase(Vec<f64>),
+        Settle,
     }
 
     /// Small integers tie with each other and with baseline values;
@@ -999,10 +1130,12 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            6 => value().prop_map(Op::Push),
+            3 => value().prop_map(Op::Push),
+            6 => value().prop_map(Op::PushDeferred),
             2 => value().prop_map(Op::Insert),
             2 => Just(Op::Pop),
             1 => sample().prop_map(Op::Rebase),
+            3 => Just(Op::Settle),
         ]
     }
 
@@ -1014,6 +1147,11 @@ mod tests {
                 model.push_back(x);
                 assert_eq!(w.push(x), Ok(expected.flatten()));
             }
+            Op::PushDeferred(x) => {
+                let expected = (model.len() >= w.capacity()).then(|| model.pop_front());
+                model.push_back(x);
+                assert_eq!(w.push_deferred(x), Ok(expected.flatten()));
+            }
             Op::Insert(x) => {
                 model.push_back(x);
                 assert_eq!(w.insert(x), Ok(()));
@@ -1023,6 +1161,7 @@ mod tests {
                 w.rebase(reference(&sample)).expect("valid");
                 *baseline = sample;
             }
+            Op::Settle => settle_and_check(w, baseline),
         }
     }
 
