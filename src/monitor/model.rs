@@ -119,18 +119,34 @@ pub const UNKNOWN_SUFFIX: &str = ".unknown_category";
 
 /// The verdict of a full KS count window whose statistic cannot have
 /// reached its calibrated threshold since the window was last settled
-/// ([`SlidingKs::d_scaled_at_most`](crate::stats::window::SlidingKs::d_scaled_at_most)):
+/// ([`SlidingKs::d_scaled_at_most`](crate::stats::window::SlidingKs::d_scaled_at_most),
+/// tightened when the plain bound reaches the threshold):
 /// not drifted, known exactly without reading D. The outcome carries D as
 /// of the last settle (what the window last measured exactly), which is
 /// what [`CheckStatus`] falls back on; status and evidence read the
 /// current D from the window. `None` when D must be read.
-fn quiet_verdict(check: &Check) -> Option<Outcome> {
+/// Pushes a tightened bound must leave room for before the threshold (see
+/// [`quiet_verdict`]).
+const TIGHTEN_HEADROOM: u64 = 32;
+
+fn quiet_verdict(check: &mut Check) -> Option<Outcome> {
     let (Test::Ks { window }, Some(threshold), Some(last)) =
-        (&check.test, check.calibrated.get(), check.last)
+        (&mut check.test, check.calibrated.get(), check.last)
     else {
         return None;
     };
-    (window.d_scaled_at_most() < threshold).then_some(Outcome {
+    if window.d_scaled_at_most() < threshold {
+        return Some(Outcome {
+            drifted: false,
+            ..last
+        });
+    }
+    // A tightened bound that leaves room for fewer than `TIGHTEN_HEADROOM`
+    // more pushes would be tightened again at once, each time over every
+    // changed block: settling then costs less.
+    window.tighten();
+    let headroom = TIGHTEN_HEADROOM.saturating_mul(window.reference().size());
+    (window.d_scaled_at_most().saturating_add(headroom) < threshold).then_some(Outcome {
         drifted: false,
         ..last
     })
@@ -586,7 +602,7 @@ impl ModelMonitor {
             let quiet = if out.record_checks {
                 None
             } else {
-                quiet_verdict(check)
+                quiet_verdict(&mut self.checks[i])
             };
             verdicts.push(Some(match quiet {
                 Some(outcome) => (outcome, None),
