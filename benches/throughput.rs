@@ -15,13 +15,11 @@
 //! the two rates), and the resident memory per feature counted by the
 //! allocator. The events file goes to `target/bench-data/`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -32,28 +30,11 @@ use driftwarden::replay::input::Lines;
 use driftwarden::replay::{self, ReplayOptions};
 use driftwarden::workload::{MODEL, Workload, WorkloadSpec};
 
-/// Counts live heap bytes so the bench can report memory per feature.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged and only keeps a tally.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Events applied per criterion iteration.
 const BATCH: usize = 1_000;
@@ -212,16 +193,16 @@ fn report_replay(setup: &Setup) {
 /// Heap held by one model's monitor (windows, references, trackers) and
 /// its baseline, after its windows are full, per feature.
 fn report_memory(setup: &Setup) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let baseline = Arc::new((*setup.baseline).clone());
-    let after_baseline = LIVE.load(Ordering::Relaxed);
+    let after_baseline = counting::live();
     let mut monitor = Monitor::new(1);
     monitor
         .set_baseline(baseline, MonitorSettings::default())
         .expect("the workload's baseline is valid");
     let fill = 1_000.min(setup.lines.len());
     apply_lines(setup, &mut monitor, &setup.lines[..fill]);
-    let total = LIVE.load(Ordering::Relaxed) - before;
+    let total = counting::live() - before;
     let features = setup.baseline.features.len();
     println!(
         "memory: {:.1} KiB per feature over {features} features \

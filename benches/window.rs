@@ -6,10 +6,8 @@
 //! before the timings; they come from a counting global allocator, so they
 //! are what the allocator actually handed out, not an estimate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
@@ -20,28 +18,11 @@ use driftwarden::stats::window::{KsReference, SlidingKs};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Counts live heap bytes so the bench can report memory per feature.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged and only keeps a tally.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 const WINDOW: usize = 1_000;
 const DISTINCT: [usize; 3] = [1_000, 5_000, 50_000];
@@ -85,9 +66,9 @@ fn scratch_d(window: &[f64], sorted_baseline: &[f64]) -> u64 {
 
 fn report_memory() {
     for distinct in DISTINCT {
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = counting::live();
         let window = full_window(distinct);
-        let heap = LIVE.load(Ordering::Relaxed) - before;
+        let heap = counting::live() - before;
         let total = heap + size_of::<SlidingKs>();
         let reference = window.reference().heap_bytes();
         println!(
