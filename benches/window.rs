@@ -112,7 +112,7 @@ fn bench_update_bounded(c: &mut Criterion) {
                 let x = next.next().unwrap_or(0.5);
                 let evicted = window.push_deferred(black_box(x));
                 pushes = pushes.wrapping_add(1);
-                if pushes % 32 == 0 {
+                if pushes.is_multiple_of(32) {
                     window.settle();
                 }
                 black_box((evicted, window.d_scaled_at_most()))
