@@ -405,13 +405,14 @@ struct PrefixTree {
     levels: Vec<Vec<Summary>>,
     root: Summary,
     /// Blocks whose steps changed since the last [`flush`](Self::flush),
-    /// one bit each.
+    /// one bit each, so that a block is listed once in `marked`.
     dirty: Vec<u64>,
-    /// Whether any bit of `dirty` is set.
-    pending: bool,
-    /// Scratch lists of changed nodes, one level at a time, kept to avoid
-    /// allocating per flush.
-    changed: [Vec<usize>; 2],
+    /// Those blocks, in the order they were first marked. A list rather
+    /// than a scan of the bits: a push that settles at once (two blocks)
+    /// must not pay for every word at k = 50,000.
+    marked: Vec<usize>,
+    /// Scratch list of changed nodes, kept to avoid allocating per flush.
+    parents: Vec<usize>,
 }
 
 impl PrefixTree {
@@ -434,8 +435,8 @@ impl PrefixTree {
             levels,
             root,
             dirty: vec![0; blocks.div_ceil(64)],
-            pending: false,
-            changed: [Vec::new(), Vec::new()],
+            marked: Vec::new(),
+            parents: Vec::new(),
         }
     }
 
@@ -443,12 +444,21 @@ impl PrefixTree {
     /// next [`flush`](Self::flush).
     fn mark(&mut self, pair: usize) {
         let block = pair / BLOCK_PAIRS;
-        self.dirty[block / 64] |= 1 << (block % 64);
-        self.pending = true;
+        let (word, bit) = (block / 64, 1u64 << (block % 64));
+        if self.dirty[word] & bit == 0 {
+            self.dirty[word] |= bit;
+            self.marked.push(block);
+        }
     }
 
-    /// The blocks marked since the last flush, in ascending order.
-    fn marked(&self) -> impl Iterator<Item = usize> + '_ {
+    /// Whether the root is stale.
+    fn pending(&self) -> bool {
+        !self.marked.is_empty()
+    }
+
+    /// The blocks marked since the last flush, in ascending order, read
+    /// from the bits: no sort, O(words + marked blocks).
+    fn marked_ascending(&self) -> impl Iterator<Item = usize> + '_ {
         self.dirty.iter().enumerate().flat_map(|(w, &word)| {
             let mut bits = word;
             std::iter::from_fn(move || {
@@ -464,19 +474,21 @@ impl PrefixTree {
     /// Rescans every changed block once and refolds the nodes above them,
     /// each shared node once, however many changes it saw.
     fn flush(&mut self, steps: &[i64]) {
-        if !std::mem::take(&mut self.pending) {
+        if !self.pending() {
             return;
         }
-        let [mut nodes, mut parents] = std::mem::take(&mut self.changed);
-        nodes.clear();
-        for (w, word) in self.dirty.iter_mut().enumerate() {
-            let mut bits = std::mem::take(word);
-            while bits != 0 {
-                nodes.push(w * 64 + bits.trailing_zeros() as usize);
-                bits &= bits - 1;
-            }
+        let mut nodes = std::mem::take(&mut self.marked);
+        let mut parents = std::mem::take(&mut self.parents);
+        // A few blocks (a push read at once) sort in no time; many (a
+        // window settled after hundreds of pushes) are read off the bits.
+        if nodes.len() <= 8 {
+            nodes.sort_unstable();
+        } else {
+            nodes.clear();
+            nodes.extend(self.marked_ascending());
         }
         for &block in &nodes {
+            self.dirty[block / 64] = 0;
             self.levels[0][block] = block_summary(steps, block);
         }
         for l in 1..self.levels.len() {
@@ -498,12 +510,14 @@ impl PrefixTree {
             .levels
             .last()
             .map_or_else(Summary::default, |top| fold(top));
-        self.changed = [nodes, parents];
+        nodes.clear();
+        parents.clear();
+        (self.marked, self.parents) = (nodes, parents);
     }
 
     fn heap_bytes(&self) -> usize {
         let nodes: usize = self.levels.iter().map(Vec::capacity).sum();
-        let changed: usize = self.changed.iter().map(Vec::capacity).sum();
+        let changed = self.marked.capacity() + self.parents.capacity();
         nodes * size_of::<Summary>()
             + self.levels.capacity() * size_of::<Vec<Summary>>()
             + self.dirty.capacity() * size_of::<u64>()
@@ -753,7 +767,7 @@ impl SlidingKs {
     /// [`d_scaled_at_most`](Self::d_scaled_at_most)) pays for the tree only
     /// when it reads.
     pub fn settle(&mut self) {
-        for block in self.tree.marked() {
+        for &block in &self.tree.marked {
             self.since_settle[block] = [0; 2];
         }
         self.tree.flush(&self.steps);
@@ -796,7 +810,7 @@ impl SlidingKs {
             return;
         };
         let (mut net, mut up, mut down) = (0i64, 0i64, 0i64);
-        for block in self.tree.marked() {
+        for block in self.tree.marked_ascending() {
             let [inserted, evicted] = self.since_settle[block].map(i64::from);
             up = up.max(net + inserted);
             down = down.max(evicted - net);
@@ -813,7 +827,7 @@ impl SlidingKs {
     /// length equals the capacity and the tree is settled, O(k) otherwise.
     pub fn extremes(&self) -> KsExtremes {
         let n = self.values.len();
-        let summary = if n == self.capacity && !self.tree.pending {
+        let summary = if n == self.capacity && !self.tree.pending() {
             self.tree.root
         } else {
             let shift = self.capacity as i64 - n as i64;
