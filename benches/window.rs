@@ -6,10 +6,8 @@
 //! before the timings; they come from a counting global allocator, so they
 //! are what the allocator actually handed out, not an estimate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
@@ -20,28 +18,11 @@ use driftwarden::stats::window::{KsReference, SlidingKs};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Counts live heap bytes so the bench can report memory per feature.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged and only keeps a tally.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 const WINDOW: usize = 1_000;
 const DISTINCT: [usize; 3] = [1_000, 5_000, 50_000];
@@ -85,9 +66,9 @@ fn scratch_d(window: &[f64], sorted_baseline: &[f64]) -> u64 {
 
 fn report_memory() {
     for distinct in DISTINCT {
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = counting::live();
         let window = full_window(distinct);
-        let heap = LIVE.load(Ordering::Relaxed) - before;
+        let heap = counting::live() - before;
         let total = heap + size_of::<SlidingKs>();
         let reference = window.reference().heap_bytes();
         println!(
@@ -111,6 +92,30 @@ fn bench_update(c: &mut Criterion) {
                 let x = next.next().unwrap_or(0.5);
                 let evicted = window.push(black_box(x));
                 black_box((evicted, window.d_scaled()))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A push whose verdict the monitor can take from the bound, as it does
+/// with no drift: the tree is settled once per 32 pushes.
+fn bench_update_bounded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("window_update_settle_every_32");
+    for distinct in DISTINCT {
+        let mut window = full_window(distinct);
+        let stream = uniforms(3, 1 << 16);
+        let mut next = stream.iter().copied().cycle();
+        let mut pushes = 0u32;
+        group.bench_function(BenchmarkId::from_parameter(distinct), |b| {
+            b.iter(|| {
+                let x = next.next().unwrap_or(0.5);
+                let evicted = window.push_deferred(black_box(x));
+                pushes = pushes.wrapping_add(1);
+                if pushes.is_multiple_of(32) {
+                    window.settle();
+                }
+                black_box((evicted, window.d_scaled_at_most()))
             })
         });
     }
@@ -173,6 +178,7 @@ fn main() {
     report_memory();
     let mut criterion = Criterion::default().configure_from_args();
     bench_update(&mut criterion);
+    bench_update_bounded(&mut criterion);
     bench_scratch(&mut criterion);
     bench_critical_value(&mut criterion);
     bench_calibration(&mut criterion);

@@ -202,24 +202,180 @@ pub struct Event {
     pub label: Option<Label>,
 }
 
-/// The envelope, with the features left raw until the model (and so the
-/// layout) is known: `model` may come after `features` in the object.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
+/// The envelope's fields, borrowed from the message. `features` is decoded
+/// straight into the layout in the same pass when `model` came before it
+/// (as producers usually write it); otherwise it is kept raw and decoded
+/// once the model, and so the layout, is known.
+#[derive(Default)]
+struct Envelope<'a, 'l> {
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     model_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    features: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    features: Option<Features<'a, 'l>>,
     prediction: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     label: Option<&'a RawValue>,
+}
+
+/// The `features` field: decoded in the envelope's pass (with the layout
+/// it was decoded against), or raw.
+enum Features<'a, 'l> {
+    Decoded(Result<Vec<Value>, DecodeError>, &'l FeatureLayout),
+    Raw(&'a RawValue),
+}
+
+/// Deserializes an [`Envelope`], looking the layout up as soon as the model
+/// is known.
+struct EnvelopeSeed<'f, 'l> {
+    layouts: &'f dyn Fn(&str, Option<&str>) -> Option<&'l FeatureLayout>,
+    /// Keep `features` raw whatever comes before it (the second pass for an
+    /// event whose `model_version`, read after its features, selects
+    /// another layout).
+    raw_features: bool,
+}
+
+impl<'de, 'l> DeserializeSeed<'de> for EnvelopeSeed<'_, 'l> {
+    type Value = Envelope<'de, 'l>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// Stores a field's value, rejecting a second occurrence as serde's derive
+/// does.
+fn set_once<T, E: serde::de::Error>(
+    slot: &mut Option<T>,
+    seen: &mut bool,
+    name: &'static str,
+    value: Option<T>,
+) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = value;
+    Ok(())
+}
+
+impl<'de, 'l> Visitor<'de> for EnvelopeSeed<'_, 'l> {
+    type Value = Envelope<'de, 'l>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope::default();
+        let mut seen = [false; 7];
+        while let Some(CowStr(key)) = map.next_key()? {
+            match key.as_ref() {
+                "model" => {
+                    let value = map.next_value::<Option<CowStr>>()?.map(|v| v.0);
+                    set_once(&mut envelope.model, &mut seen[0], "model", value)?;
+                }
+                "model_version" => {
+                    let value = map.next_value::<Option<CowStr>>()?.map(|v| v.0);
+                    set_once(
+                        &mut envelope.model_version,
+                        &mut seen[1],
+                        "model_version",
+                        value,
+                    )?;
+                }
+                "id" => {
+                    let value = map.next_value::<Option<CowStr>>()?.map(|v| v.0);
+                    set_once(&mut envelope.id, &mut seen[2], "id", value)?;
+                }
+                "timestamp" => {
+                    let value = map.next_value()?;
+                    set_once(&mut envelope.timestamp, &mut seen[3], "timestamp", value)?;
+                }
+                "features" => {
+                    let version = envelope.model_version.as_deref();
+                    let layout = envelope
+                        .model
+                        .as_deref()
+                        .filter(|_| !self.raw_features)
+                        .and_then(|m| (self.layouts)(m, version));
+                    let value = match layout {
+                        Some(layout) => map
+                            .next_value_seed(OptionalFeatures(FeaturesSeed { layout }))?
+                            .map(|values| Features::Decoded(values, layout)),
+                        None => map.next_value::<Option<&RawValue>>()?.map(Features::Raw),
+                    };
+                    set_once(&mut envelope.features, &mut seen[4], "features", value)?;
+                }
+                "prediction" => {
+                    let value = map.next_value()?;
+                    set_once(&mut envelope.prediction, &mut seen[5], "prediction", value)?;
+                }
+                "label" => {
+                    let value = map.next_value()?;
+                    set_once(&mut envelope.label, &mut seen[6], "label", value)?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+/// A string borrowed from the message when it has no escapes, owned
+/// otherwise. serde's own `Cow<str>` always copies, and keys and ids are
+/// read for every event.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(CowStrVisitor)
+    }
+}
+
+struct CowStrVisitor;
+
+impl<'de> Visitor<'de> for CowStrVisitor {
+    type Value = CowStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(CowStr(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(CowStr(Cow::Owned(v.to_owned())))
+    }
+}
+
+/// `features: null` reads as absent, as `Option` does.
+struct OptionalFeatures<'l>(FeaturesSeed<'l>);
+
+impl<'de> DeserializeSeed<'de> for OptionalFeatures<'_> {
+    type Value = Option<Result<Vec<Value>, DecodeError>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalFeatures<'_> {
+    type Value = Option<Result<Vec<Value>, DecodeError>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of features or null")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(d).map(Some)
+    }
 }
 
 /// Decodes one Kafka message into events. A message holding an array yields
@@ -264,7 +420,17 @@ pub fn decode_event<'l>(
             Err(e) => Err(invalid_json(&e)),
         };
     }
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))?;
+    let parse = |raw_features| {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        EnvelopeSeed {
+            layouts,
+            raw_features,
+        }
+        .deserialize(&mut de)
+        .and_then(|envelope| de.end().map(|()| envelope))
+        .map_err(|e| invalid_json(&e))
+    };
+    let mut envelope = parse(false)?;
     let model = match envelope.model {
         Some(m) if !m.is_empty() => m,
         _ => return Err(DecodeError::MissingModel),
@@ -276,12 +442,22 @@ pub fn decode_event<'l>(
             model: model.to_string(),
         }
     })?;
+    // Features decoded in the first pass against another layout (their
+    // `model_version` came after them and selects a version with its own
+    // baseline): read them again, raw this time. Rare, and exact.
+    if let Some(Features::Decoded(_, used)) = &envelope.features
+        && !std::ptr::eq(*used, layout)
+    {
+        let again = parse(true)?;
+        envelope.features = again.features;
+    }
     let timestamp_ms = match envelope.timestamp {
         Some(raw) => parse_timestamp(raw)?.unwrap_or(message_time_ms),
         None => message_time_ms,
     };
     let values = match envelope.features {
-        Some(raw) => decode_features(raw, layout)?,
+        Some(Features::Decoded(values, _)) => values?,
+        Some(Features::Raw(raw)) => decode_features(raw, layout)?,
         None => vec![Value::Missing; layout.len()],
     };
     let prediction = match (envelope.prediction, &layout.prediction) {
@@ -508,11 +684,19 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = vec![Value::Missing; self.layout.len()];
         let mut first_error = None;
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        // Producers usually write features in one fixed order; guessing the
+        // next layout position and comparing names skips hashing each one.
+        let mut next = 0;
+        while let Some(CowStr(name)) = map.next_key()? {
             let scalar: Scalar = map.next_value()?;
-            let Some(&i) = self.layout.index.get(name.as_ref()) else {
+            let guess = self.layout.names.get(next).filter(|n| **n == name);
+            let Some(i) = guess
+                .map(|_| next)
+                .or_else(|| self.layout.index.get(name.as_ref()).copied())
+            else {
                 continue;
             };
+            next = i + 1;
             match decode_value(&name, scalar, &self.layout.kinds[i]) {
                 Ok(v) => values[i] = v,
                 Err(e) => {
@@ -649,6 +833,43 @@ mod tests {
         assert_eq!(e.prediction, Value::Number(0.8));
         assert_eq!(e.label, Some(Label::Number(1.0)));
         assert_eq!(e.id.as_deref(), Some("r1"));
+    }
+
+    /// A version with its own baseline has its own layout; the version
+    /// may come before or after the features in the object.
+    #[test]
+    fn the_model_version_selects_the_layout_wherever_it_comes() {
+        let default = layout();
+        let mut v2 = layout();
+        // The version's layout lists the features the other way round.
+        v2.names.reverse();
+        v2.kinds.reverse();
+        v2.index = v2
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let lookup = |m: &str, v: Option<&str>| match (m, v) {
+            ("churn", Some("v2")) => Some(&v2),
+            ("churn", _) => Some(&default),
+            _ => None,
+        };
+        for json in [
+            r#"{"model":"churn","model_version":"v2","features":{"age":3,"plan":"pro"}}"#,
+            r#"{"model":"churn","features":{"age":3,"plan":"pro"},"model_version":"v2"}"#,
+            r#"{"features":{"age":3,"plan":"pro"},"model":"churn","model_version":"v2"}"#,
+        ] {
+            let e = decode_event(json.as_bytes(), 0, &lookup).unwrap();
+            assert_eq!(
+                e.values,
+                vec![Value::Category(1), Value::Number(3.0)],
+                "{json}"
+            );
+        }
+        let other = r#"{"model":"churn","features":{"age":3,"plan":"pro"},"model_version":"v1"}"#;
+        let e = decode_event(other.as_bytes(), 0, &lookup).unwrap();
+        assert_eq!(e.values, vec![Value::Number(3.0), Value::Category(1)]);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | [`telemetry`] | logging and span set-up, OpenTelemetry metrics, their Prometheus exposition and OTLP export, latency quantiles |
 //! | [`replay`] | backtesting: the monitor run over a file of historical events in event-time order; alert timeline and per-check verdicts |
 //! | [`demo`] | `driftwarden demo`: an in-process broker, a drifting sample model, local receivers |
+//! | [`workload`] | the benchmark workload: a seeded stream of 22 features with a mean shift half-way, and its baseline |
 //!
 //! `stats` and `monitor` are pure: no I/O, no clock, no async; time comes
 //! from event timestamps. (The monitor opens a `tracing` span for a check
@@ -38,3 +39,4 @@ pub mod replay;
 pub mod service;
 pub mod stats;
 pub mod telemetry;
+pub mod workload;

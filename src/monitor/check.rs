@@ -5,6 +5,7 @@
 //! categorical ones keep a ring of category indices with counts maintained
 //! per event and are tested with chi-square (PSI reported beside it).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -86,6 +87,10 @@ pub struct Check {
     /// Event time of each windowed value, oldest first; kept only for
     /// event-time windows (empty for count windows).
     pub times: VecDeque<i64>,
+    /// The full window's calibrated threshold (n·m·D*), once looked up: the
+    /// model's settings and baseline are fixed for the check's life, and a
+    /// look-up in the shared cache per event costs a hash of the request.
+    pub calibrated: Cell<Option<u64>>,
 }
 
 impl Check {
@@ -103,6 +108,7 @@ impl Check {
             phase: Phase::Inactive,
             last: None,
             times: VecDeque::new(),
+            calibrated: Cell::new(None),
         })
     }
 
@@ -183,7 +189,9 @@ impl Test {
     /// cannot reach here: decoding checked it against the same baseline.
     pub fn push(&mut self, value: Value) -> Result<(), StatsError> {
         match (self, value) {
-            (Test::Ks { window }, Value::Number(x)) => window.push(x).map(|_| ()),
+            // The monitor settles the tree only when it needs D (see
+            // `SlidingKs::d_scaled_at_most`).
+            (Test::Ks { window }, Value::Number(x)) => window.push_deferred(x).map(|_| ()),
             (
                 Test::ChiSquare {
                     ring,
@@ -252,10 +260,13 @@ impl Test {
                 proportions,
                 ..
             } => {
-                let result = categorical::chisquare_against_proportions(counts, proportions)?;
+                // The verdict compares χ² with a critical value computed once;
+                // the p-value is computed only for evidence.
+                let (chi2, dof) =
+                    categorical::chisquare_statistic_against_proportions(counts, proportions)?;
                 Ok(Statistic::ChiSquare {
-                    chi2: result.test.statistic,
-                    dof: result.test.dof as u64,
+                    chi2,
+                    dof: dof as u64,
                 })
             }
         }

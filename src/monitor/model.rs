@@ -121,6 +121,41 @@ pub struct ModelStatus {
 /// unknown-category rate (`plan.unknown_category`).
 pub const UNKNOWN_SUFFIX: &str = ".unknown_category";
 
+/// The verdict of a full KS count window whose statistic cannot have
+/// reached its calibrated threshold since the window was last settled
+/// ([`SlidingKs::d_scaled_at_most`](crate::stats::window::SlidingKs::d_scaled_at_most),
+/// tightened when the plain bound reaches the threshold):
+/// not drifted, known exactly without reading D. The outcome carries D as
+/// of the last settle (what the window last measured exactly), which is
+/// what [`CheckStatus`] falls back on; status and evidence read the
+/// current D from the window. `None` when D must be read.
+/// Pushes a tightened bound must leave room for before the threshold (see
+/// [`quiet_verdict`]).
+const TIGHTEN_HEADROOM: u64 = 32;
+
+fn quiet_verdict(check: &mut Check) -> Option<Outcome> {
+    let (Test::Ks { window }, Some(threshold), Some(last)) =
+        (&mut check.test, check.calibrated.get(), check.last)
+    else {
+        return None;
+    };
+    if window.d_scaled_at_most() < threshold {
+        return Some(Outcome {
+            drifted: false,
+            ..last
+        });
+    }
+    // A tightened bound that leaves room for fewer than `TIGHTEN_HEADROOM`
+    // more pushes would be tightened again at once, each time over every
+    // changed block: settling then costs less.
+    window.tighten();
+    let headroom = TIGHTEN_HEADROOM.saturating_mul(window.reference().size());
+    (window.d_scaled_at_most().saturating_add(headroom) < threshold).then_some(Outcome {
+        drifted: false,
+        ..last
+    })
+}
+
 fn rate_outcome(rate: f64, threshold: f64, n: usize) -> Outcome {
     Outcome {
         statistic: rate,
@@ -595,11 +630,24 @@ impl ModelMonitor {
         for i in 0..family {
             let check = &self.checks[i];
             let (n, capacity) = (check.window_len(), check.capacity());
-            verdicts.push(if self.due(n, capacity) {
-                Some(self.evaluate(check, thresholds, family)?)
-            } else {
+            if !self.due(n, capacity) {
+                verdicts.push(None);
+                continue;
+            }
+            let quiet = if out.record_checks {
                 None
-            });
+            } else {
+                quiet_verdict(&mut self.checks[i])
+            };
+            verdicts.push(Some(match quiet {
+                Some(outcome) => (outcome, None),
+                None => {
+                    if let Test::Ks { window } = &mut self.checks[i].test {
+                        window.settle();
+                    }
+                    self.evaluate(&self.checks[i], thresholds, family)?
+                }
+            }));
         }
         if let Decision::Fixed {
             correction: Correction::Bh,
@@ -663,9 +711,13 @@ impl ModelMonitor {
                 drifted: outcome.drifted,
             });
         }
-        let transition = check.phase.step(outcome.drifted, now_ms, &rules);
+        // The name is cloned only for a transition: this runs per check per
+        // event, and transitions are rare.
+        let Some(transition) = check.phase.step(outcome.drifted, now_ms, &rules) else {
+            return;
+        };
         let (kind, name) = (check.kind, check.name.clone());
-        self.note_transition(kind, &name, transition, now_ms);
+        self.note_transition(kind, &name, Some(transition), now_ms);
     }
 
     /// Statistic, threshold and verdict of one check; for BH also the rank
@@ -711,15 +763,20 @@ impl ModelMonitor {
             Statistic::Ks { d_scaled, d } => {
                 let threshold_scaled = match self.settings.decision {
                     Decision::Calibrated { target_run_length } if full => {
-                        thresholds
-                            .calibration(
-                                n,
-                                m,
-                                self.settings.check_interval,
-                                target_run_length,
-                                family,
-                            )?
-                            .d_scaled
+                        match check.calibrated.get() {
+                            Some(cached) => cached,
+                            None => {
+                                let calibration = thresholds.calibration(
+                                    n,
+                                    m,
+                                    self.settings.check_interval,
+                                    target_run_length,
+                                    family,
+                                )?;
+                                check.calibrated.set(Some(calibration.d_scaled));
+                                calibration.d_scaled
+                            }
+                        }
                     }
                     _ => thresholds.ks_critical_with(n, m, level(1), method)?,
                 };
@@ -773,9 +830,12 @@ impl ModelMonitor {
     fn run_missing_checks(&mut self, now_ms: i64, out: &mut Outputs) {
         let rules = self.settings.persistence;
         let tolerance = self.settings.missing_rate_tolerance;
-        for i in 0..self.missing.len() {
-            let name = self.baseline.features[i].name.clone();
-            let m = self.baseline.features[i].present() + self.baseline.features[i].missing;
+        // Names and labels are built only when a verdict is recorded or an
+        // alert changes: this runs per feature per event.
+        let features = Arc::clone(&self.baseline);
+        for (i, feature) in features.features.iter().enumerate() {
+            let name = &feature.name;
+            let m = feature.present() + feature.missing;
             let due = self.quality_due(self.missing[i].ring.len(), self.missing[i].capacity);
             let tracker = &mut self.missing[i];
             if due {
@@ -784,8 +844,12 @@ impl ModelMonitor {
                     rate_outcome(rate, tracker.baseline_rate + tolerance, tracker.ring.len());
                 tracker.last = Some(outcome);
                 let transition = tracker.phase.step(outcome.drifted, now_ms, &rules);
-                self.record_quality(&format!("{name}.missing_rate"), outcome, m, now_ms, out);
-                self.note_transition(CheckKind::DataQuality, &name, transition, now_ms);
+                if out.record_checks {
+                    self.record_quality(&format!("{name}.missing_rate"), outcome, m, now_ms, out);
+                }
+                if transition.is_some() {
+                    self.note_transition(CheckKind::DataQuality, name, transition, now_ms);
+                }
             }
             if let Some(rate) = self.unknown_rate(i) {
                 let n = self.checks[i].window_len();
@@ -793,9 +857,11 @@ impl ModelMonitor {
                 let tracker = &mut self.missing[i];
                 tracker.unknown_last = Some(outcome);
                 let transition = tracker.unknown_phase.step(outcome.drifted, now_ms, &rules);
-                let label = format!("{name}{UNKNOWN_SUFFIX}");
-                self.record_quality(&label, outcome, m, now_ms, out);
-                self.note_transition(CheckKind::DataQuality, &label, transition, now_ms);
+                if out.record_checks || transition.is_some() {
+                    let label = format!("{name}{UNKNOWN_SUFFIX}");
+                    self.record_quality(&label, outcome, m, now_ms, out);
+                    self.note_transition(CheckKind::DataQuality, &label, transition, now_ms);
+                }
             }
         }
     }
@@ -1111,6 +1177,21 @@ impl ModelMonitor {
         }
     }
 
+    /// The statistic a status reports: for a full KS count window, D of
+    /// the window now, read exactly (a verdict decided by the bound in
+    /// [`quiet_verdict`] leaves the outcome's D as of the last settle);
+    /// otherwise the last check's.
+    fn current_statistic(&self, check: &Check, last: Outcome) -> f64 {
+        match &check.test {
+            Test::Ks { window }
+                if self.settings.window_duration_ms.is_none() && window.is_full() =>
+            {
+                window.statistic()
+            }
+            _ => last.statistic,
+        }
+    }
+
     /// The model's state for the API.
     pub fn status(&self) -> ModelStatus {
         let mut checks: Vec<CheckStatus> = self
@@ -1123,7 +1204,7 @@ impl ModelMonitor {
                     Test::Ks { .. } => "ks",
                     Test::ChiSquare { .. } => "chi2",
                 },
-                statistic: c.last.map(|o| o.statistic),
+                statistic: c.last.map(|o| self.current_statistic(c, o)),
                 threshold: c.last.map(|o| o.threshold),
                 drifted: c.last.is_some_and(|o| o.drifted),
                 n: c.window_len() as u64,

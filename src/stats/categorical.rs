@@ -18,6 +18,7 @@ mod psi;
 
 pub use chisquare::{
     ChiSquareResult, ProportionsChiSquare, chisquare, chisquare_against_proportions,
+    chisquare_statistic_against_proportions,
 };
 pub use contingency::{ContingencyResult, chi2_contingency};
 pub use counts::{Category, CategoryCounts};

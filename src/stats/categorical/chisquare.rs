@@ -127,6 +127,45 @@ pub fn chisquare_against_proportions(
     })
 }
 
+/// The statistic and degrees of freedom of [`chisquare_against_proportions`]
+/// without its p-value and without allocating: what the monitor needs after
+/// every event, since it compares χ² with a critical value computed once.
+/// The arithmetic is the same, in the same order, so the statistic is
+/// bit-identical; the same inputs are errors.
+pub fn chisquare_statistic_against_proportions(
+    window_counts: &[u64],
+    baseline_proportions: &[f64],
+) -> Result<(f64, usize), StatsError> {
+    check_proportions(window_counts.len(), baseline_proportions)?;
+    let cells = || {
+        window_counts
+            .iter()
+            .zip(baseline_proportions)
+            .filter(|(_, p)| **p > 0.0)
+    };
+    let seen = cells().count();
+    if seen < 2 {
+        return Err(invalid(
+            "baseline_proportions",
+            "fewer than two categories have a positive proportion".into(),
+        ));
+    }
+    let tested = checked_total(cells().map(|(count, _)| *count))?;
+    if tested == 0 {
+        return Err(invalid(
+            "window_counts",
+            "no events in categories the baseline has seen".into(),
+        ));
+    }
+    let mass: f64 = cells().map(|(_, p)| *p).sum();
+    let mut statistic = 0.0;
+    for (&count, &p) in cells() {
+        let (o, e) = (count as f64, tested as f64 * p / mass);
+        statistic += (o - e) * (o - e) / e;
+    }
+    Ok((statistic, seen - 1))
+}
+
 /// n·p for each kept category, with p rescaled over the kept categories.
 fn expected_counts(tested: u64, proportions: &[f64]) -> Vec<f64> {
     let mass: f64 = proportions.iter().sum();
@@ -246,6 +285,31 @@ fn invalid(name: &'static str, reason: String) -> StatsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn statistic_only_is_bit_identical_to_the_full_test(
+            counts in proptest::collection::vec(0u64..500, 3..9),
+            weights in proptest::collection::vec(0u32..20, 3..9),
+        ) {
+            let k = counts.len().min(weights.len());
+            let total: u32 = weights[..k].iter().sum();
+            prop_assume!(total > 0);
+            let proportions: Vec<f64> =
+                weights[..k].iter().map(|&w| f64::from(w) / f64::from(total)).collect();
+            let full = chisquare_against_proportions(&counts[..k], &proportions);
+            let fast = chisquare_statistic_against_proportions(&counts[..k], &proportions);
+            match (full, fast) {
+                (Ok(full), Ok((statistic, dof))) => {
+                    prop_assert_eq!(full.test.statistic.to_bits(), statistic.to_bits());
+                    prop_assert_eq!(full.test.dof, dof);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "{:?} vs {:?}", a, b),
+            }
+        }
+    }
 
     #[test]
     fn zero_expected_with_observed_counts_is_infinite() {
