@@ -103,10 +103,8 @@ fn metric(text: &str, series: &str) -> Option<f64> {
         .and_then(|rest| rest.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_ids() {
-    let broker = KafkaBroker::shared();
-    let scratch = Scratch::new("e2e-labels");
+/// Fresh prediction, label and retrain topics, created.
+async fn topics(broker: &KafkaBroker) -> (String, String, String) {
     let (topic, label_topic, retrain) = (
         broker.unique_topic("predictions"),
         broker.unique_topic("labels"),
@@ -115,6 +113,14 @@ async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_
     for t in [&topic, &label_topic, &retrain] {
         broker.create_topic(t, 1).await;
     }
+    (topic, label_topic, retrain)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_labels_with_falling_accuracy_notify_performance_and_count_unknown_ids() {
+    let broker = KafkaBroker::shared();
+    let scratch = Scratch::new("e2e-labels");
+    let (topic, label_topic, retrain) = topics(broker).await;
     let webhook = Receiver::start(Behaviour::Ok).await;
     let config = ConfigText {
         bootstrap: broker.bootstrap().to_string(),
@@ -306,14 +312,7 @@ async fn steady_accuracy_is_quiet_growing_error_fires_and_a_label_flood_stays_bo
     const FLOOD: usize = 30_000;
     let broker = KafkaBroker::shared();
     let scratch = Scratch::new("e2e-ground-truth");
-    let (topic, label_topic, retrain) = (
-        broker.unique_topic("predictions"),
-        broker.unique_topic("labels"),
-        broker.unique_topic("retrain"),
-    );
-    for t in [&topic, &label_topic, &retrain] {
-        broker.create_topic(t, 1).await;
-    }
+    let (topic, label_topic, retrain) = topics(broker).await;
     let webhook = Receiver::start(Behaviour::Ok).await;
     let text = format!(
         "[service]\nhttp_listen = \"127.0.0.1:0\"\nshutdown_deadline = \"10s\"\n\

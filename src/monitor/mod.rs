@@ -277,8 +277,9 @@ impl Monitor {
                 return Err(no_default(&name, version));
             }
             (Some(entry), None) => {
-                let old = entry.default.clone();
-                entry.default = old.rebased(baseline, settings)?;
+                // Rebuilt from the state as plain data: no copy of the
+                // old monitor is needed.
+                entry.default = ModelMonitor::restore(baseline, settings, &entry.default.state())?;
             }
             (Some(entry), Some(version)) => {
                 let next = match entry.versions.remove(version) {
@@ -303,12 +304,12 @@ impl Monitor {
             .models
             .get(&baseline.model)
             .ok_or_else(|| ApplyError::UnknownModel(baseline.model.clone()))?;
-        let current = version.and_then(|v| entry.versions.get(v));
-        let previous = current.map(|m| m.baseline().id.clone());
-        let previous = match version {
-            None => Some(entry.default.baseline().id.clone()),
-            Some(_) => previous,
+        let current = match version {
+            Some(v) => entry.versions.get(v),
+            None => Some(&entry.default),
         };
+        let previous = current.map(|m| m.baseline().id.clone());
+        // A version new to the model starts with the default's settings.
         let settings = current.unwrap_or(&entry.default).settings().clone();
         self.set_baseline_for(version, baseline, settings)?;
         Ok(previous)

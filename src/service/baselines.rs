@@ -486,16 +486,20 @@ impl BaselineFiles {
     /// swaps what loads into the monitor. Blocking file I/O: call it off
     /// the async runtime's worker threads.
     pub fn reload_changed(&self, monitor: &Mutex<Monitor>) -> Vec<Reload> {
-        let mut candidates: Vec<(Slot, PathBuf)> = self
+        let mut candidates: Vec<(Slot, PathBuf, Option<Stamp>)> = self
             .lock()
             .iter()
-            .filter(|(_, file)| stamp_of(&file.path) != file.stamp)
-            .map(|(slot, file)| (slot.clone(), file.path.clone()))
+            .filter_map(|(slot, file)| {
+                let stamp = stamp_of(&file.path);
+                (stamp != file.stamp).then(|| (slot.clone(), file.path.clone(), stamp))
+            })
             .collect();
-        candidates.extend(self.new_store_files());
-        let mut reloads = Vec::new();
-        for (slot, path) in candidates {
+        candidates.extend(self.new_store_files().into_iter().map(|(slot, path)| {
             let stamp = stamp_of(&path);
+            (slot, path, stamp)
+        }));
+        let mut reloads = Vec::new();
+        for (slot, path, stamp) in candidates {
             if stamp.is_none() {
                 // Deleted (or mid-replace): keep the baseline in use; a
                 // removed file never removes a model's monitoring.
