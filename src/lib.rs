@@ -16,6 +16,7 @@
 //! | [`alert`] | notifications and their delivery: webhook (Alertmanager shape), Slack, email; queues and retries |
 //! | [`config`] | layered configuration (defaults, file, environment, flags) validated into a typed `Config` |
 //! | [`service`] | the shell: Kafka consumer and producer, the ingestion loop, ordered shutdown |
+//! | [`state`] | what survives a restart: the checkpoint file (monitor state and offsets) and the durable outbox |
 //! | [`api`] | the HTTP API and the dashboard: health, readiness, Prometheus metrics, latency stats, drift episodes, model status, history, ECDFs |
 //! | [`telemetry`] | logging and span set-up, OpenTelemetry metrics, their Prometheus exposition and OTLP export, latency quantiles |
 //! | [`replay`] | backtesting: the monitor run over a file of historical events in event-time order; alert timeline and per-check verdicts |
@@ -37,6 +38,7 @@ pub mod event;
 pub mod monitor;
 pub mod replay;
 pub mod service;
+pub mod state;
 pub mod stats;
 pub mod telemetry;
 pub mod workload;

@@ -147,6 +147,20 @@ pub struct Notification {
     pub sequence: u64,
 }
 
+/// Test fixture: an empty firing notification of the model "churn" with
+/// the given sequence number (the dispatcher's and the outbox's tests).
+#[cfg(test)]
+pub(crate) fn empty_firing(sequence: u64) -> Notification {
+    Notification {
+        model: "churn".into(),
+        model_version: None,
+        status: AlertStatus::Firing,
+        alerts: Vec::new(),
+        decided_at_ms: 0,
+        sequence,
+    }
+}
+
 impl Notification {
     /// Alertmanager-style group key.
     pub fn group_key(&self) -> String {

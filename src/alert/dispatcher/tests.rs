@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::alert::delivery::{Channel, RetryPolicy};
-use crate::alert::notification::AlertStatus;
+use crate::alert::notification::empty_firing as notification;
 
 /// What the channel does on one attempt.
 #[derive(Debug, Clone, Copy)]
@@ -77,17 +77,6 @@ fn policy() -> RetryPolicy {
         max_backoff: Duration::from_secs(10),
         multiplier: 2.0,
         jitter: 0.0,
-    }
-}
-
-fn notification(sequence: u64) -> Notification {
-    Notification {
-        model: "churn".into(),
-        model_version: None,
-        status: AlertStatus::Firing,
-        alerts: Vec::new(),
-        decided_at_ms: 0,
-        sequence,
     }
 }
 
