@@ -99,7 +99,6 @@ shutdown_deadline = "5s"
 bootstrap_servers = "{bootstrap}"
 group_id = "dashboard-test"
 prediction_topics = ["{TOPIC}"]
-commit_interval = "1s"
 
 [monitor]
 window_size = 500

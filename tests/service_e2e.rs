@@ -150,9 +150,10 @@ async fn drift_in_two_features_alerts_every_channel_once_and_triggers_retraining
     running.stop().await;
 }
 
-/// Acceptance (f): a restarted service resumes from the committed offsets.
+/// Acceptance (f): a restarted service resumes from its checkpoint: the
+/// windows it had, and the events after the checkpointed offset, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_resumes_from_committed_offsets() {
+async fn restart_resumes_from_the_checkpoint() {
     let broker = KafkaBroker::shared();
     let scratch = Scratch::new("e2e-restart");
     let topic = broker.unique_topic("predictions");
@@ -181,13 +182,13 @@ async fn restart_resumes_from_committed_offsets() {
     service::produce(broker.bootstrap(), &topic, &events[2_000..]).await;
     let second = Running::start(&scratch.0, &config.render()).await;
     second
-        .wait_applied("churn", 1_000, Duration::from_secs(60))
+        .wait_applied("churn", 3_000, Duration::from_secs(60))
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         second.events_applied("churn").await,
-        1_000,
-        "only the events after the committed offset"
+        3_000,
+        "the checkpoint's 2,000 events and the 1,000 after it, none twice"
     );
     second.stop().await;
 }
@@ -297,7 +298,10 @@ async fn malformed_events_are_counted_and_change_no_verdict() {
             extra_kafka: String::new(),
             window: WINDOW,
         };
-        let running = Running::start(&scratch.0, &config.render()).await;
+        // A directory (and so a checkpoint) of its own per run.
+        let dir = scratch.0.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let running = Running::start(&dir, &config.render()).await;
         service::produce(broker.bootstrap(), &topic, payloads).await;
         running
             .wait_applied("churn", valid.len() as u64, Duration::from_secs(120))

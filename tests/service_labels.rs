@@ -317,7 +317,7 @@ async fn steady_accuracy_is_quiet_growing_error_fires_and_a_label_flood_stays_bo
     let text = format!(
         "[service]\nhttp_listen = \"127.0.0.1:0\"\nshutdown_deadline = \"10s\"\n\
          [kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{}\"\nprediction_topics = [\"{topic}\"]\n\
-         label_topics = [\"{label_topic}\"]\nretrain_topic = \"{retrain}\"\ncommit_interval = \"500ms\"\n\
+         label_topics = [\"{label_topic}\"]\nretrain_topic = \"{retrain}\"\n\
          [monitor]\nwindow_size = 500\nmin_window = 500\nlabel_join_max_entries = {BOUND}\n\
          [alerts]\ngroup_wait_events = 200\nchannels = [\"webhook\"]\n\
          [channels.webhook]\nurl = \"{}\"\n\

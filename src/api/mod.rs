@@ -80,12 +80,15 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = &state.shared.readiness;
+    // Degradations (a failing checkpoint) do not make the service unready:
+    // it still monitors; they are listed for whoever looks.
+    let degraded = readiness.degradations();
     if readiness.is_ready() {
-        Json(json!({ "ready": true })).into_response()
+        Json(json!({ "ready": true, "degraded": degraded })).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "reasons": readiness.reasons() })),
+            Json(json!({ "ready": false, "reasons": readiness.reasons(), "degraded": degraded })),
         )
             .into_response()
     }

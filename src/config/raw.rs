@@ -73,8 +73,6 @@ pub struct RawKafka {
     pub label_topics: Vec<String>,
     pub dead_letter_topic: Option<String>,
     pub retrain_topic: String,
-    #[serde(with = "humantime_serde")]
-    pub commit_interval: Duration,
     pub max_message_bytes: u64,
     pub auto_offset_reset: OffsetReset,
     pub properties: KafkaProperties,
@@ -89,7 +87,6 @@ impl Default for RawKafka {
             label_topics: Vec::new(),
             dead_letter_topic: None,
             retrain_topic: "driftwarden.retrain".to_owned(),
-            commit_interval: Duration::from_secs(5),
             max_message_bytes: 1_048_576,
             auto_offset_reset: OffsetReset::Earliest,
             properties: KafkaProperties::default(),

@@ -103,8 +103,6 @@ pub struct KafkaConfig {
     pub dead_letter_topic: Option<TopicName>,
     /// Where retraining triggers are produced.
     pub retrain_topic: TopicName,
-    /// How often consumed offsets are committed.
-    pub commit_interval: Duration,
     /// Largest message accepted (librdkafka's `message.max.bytes`).
     pub max_message_bytes: NonZeroUsize,
     /// Where a group without committed offsets starts.

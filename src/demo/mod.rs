@@ -168,7 +168,6 @@ bootstrap_servers = "{bootstrap}"
 group_id = "driftwarden-demo"
 prediction_topics = ["{PREDICTIONS}"]
 retrain_topic = "{RETRAIN}"
-commit_interval = "1s"
 
 [monitor]
 window_size = 1000
@@ -191,10 +190,14 @@ url = "{webhook}"
 [retrain]
 cooldown = "1h"
 
+[checkpoint]
+dir = "{}"
+
 [[models]]
 name = "churn"
 baseline = "{}"
 "#,
+        dir.join("state").display(),
         baseline.display()
     );
     let path = dir.join("driftwarden-demo.toml");

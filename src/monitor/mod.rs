@@ -444,6 +444,16 @@ impl Monitor {
         )
     }
 
+    /// The monitor of exactly this slot: the model's default (`None`), or
+    /// the version with a baseline of its own; no fallback.
+    pub fn slot(&self, model: &str, version: Option<&str>) -> Option<&ModelMonitor> {
+        let entry = self.models.get(model)?;
+        match version {
+            None => Some(&entry.default),
+            Some(v) => entry.versions.get(v),
+        }
+    }
+
     /// Mutable access to one model's default monitor (tests and tools).
     pub fn model_mut(&mut self, model: &str) -> Option<&mut ModelMonitor> {
         self.models.get_mut(model).map(|e| &mut e.default)

@@ -2,8 +2,10 @@
 //! the monitor, with the monitor's decisions handed to delivery and the
 //! retraining producer.
 //!
-//! An offset is stored only after its message has been applied (and its
-//! outputs handed on), so a crash re-reads at most what was not applied.
+//! A partition's position advances only after its message has been applied
+//! (and its outputs handed on). Checkpoints are taken between messages
+//! (see [`super::checkpointer`]), so a restart re-reads exactly what the
+//! restored state does not hold.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,18 +13,19 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::dispatcher::Dispatcher;
 use crate::event::{DecodeError, decode_label_message, decode_message};
-use crate::monitor::{Monitor, Outputs, Position, RetrainTrigger};
+use crate::monitor::{Monitor, Outputs, Position};
 use crate::telemetry::IngestBatch;
 
-use super::kafka::MonitorContext;
+use super::checkpointer::Checkpointer;
+use super::deliveries::Deliveries;
+use super::kafka::{MonitorContext, Positions};
 use super::{ServiceEvent, Shared};
 
 /// Events between progress reports to observers.
@@ -138,12 +141,14 @@ impl Batch {
 pub struct Ingest {
     /// The consumer.
     pub consumer: StreamConsumer<MonitorContext>,
-    /// Retraining triggers and dead letters.
+    /// Dead letters.
     pub producer: FutureProducer,
     /// State shared with the HTTP API.
     pub shared: Shared,
-    /// Delivery of notifications.
-    pub dispatcher: Arc<Dispatcher>,
+    /// Notifications and retraining triggers, through the outbox.
+    pub deliveries: Deliveries,
+    /// Where each partition resumes (advanced after each message).
+    pub positions: Arc<Positions>,
     /// Observers (demo timeline, tests).
     pub events: broadcast::Sender<ServiceEvent>,
     /// Loop settings.
@@ -151,8 +156,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Runs until `shutdown` is cancelled, then commits stored offsets.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled, then writes a last checkpoint
+    /// and commits its offsets.
+    pub async fn run(self, mut checkpointer: Checkpointer, shutdown: CancellationToken) {
         self.subscribe_labels();
         let mut rejects = RejectLog::default();
         let mut applied: u64 = 0;
@@ -167,6 +173,10 @@ impl Ingest {
                 // Before `recv`, which is always ready under load.
                 _ = flush.tick() => {
                     self.flush(&mut batch);
+                    checkpointer.poll(&self.shared, &self.consumer);
+                    if checkpointer.due() {
+                        checkpointer.start(&self.shared, &self.positions);
+                    }
                     continue;
                 }
                 message = self.consumer.recv() => message,
@@ -188,11 +198,23 @@ impl Ingest {
                     }
                     let span = batch.span().clone();
                     let entered = span.enter();
-                    applied += self.handle(&message, &mut rejects, &mut batch);
+                    let events = self.handle(&message, &mut rejects, &mut batch);
                     drop(entered);
+                    applied += events;
                     batch.messages += 1;
+                    self.positions.advance(
+                        message.topic(),
+                        message.partition(),
+                        message.offset() + 1,
+                    );
+                    // Stored (not committed) for librdkafka's lag statistics.
                     if let Err(error) = self.consumer.store_offset_from_message(&message) {
                         tracing::warn!(%error, "could not store offset");
+                    }
+                    checkpointer.handled(events);
+                    checkpointer.poll(&self.shared, &self.consumer);
+                    if checkpointer.due() {
+                        checkpointer.start(&self.shared, &self.positions);
                     }
                     if applied >= next_report {
                         next_report = applied + PROGRESS_EVERY;
@@ -207,7 +229,10 @@ impl Ingest {
         }
         self.flush(&mut batch);
         let _ = self.events.send(ServiceEvent::Progress { events: applied });
-        self.commit();
+        checkpointer
+            .finish(&self.shared, &self.positions, &self.consumer)
+            .await;
+        tracing::info!("checkpoint written and offsets committed");
     }
 
     /// Hands the batch to the metrics and closes its span.
@@ -243,18 +268,6 @@ impl Ingest {
         let topics: Vec<&str> = topics.into_iter().collect();
         if let Err(error) = self.consumer.subscribe(&topics) {
             tracing::error!(%error, "cannot subscribe to label topics; labels are not joined");
-        }
-    }
-
-    /// Commits stored offsets synchronously; called once at shutdown.
-    fn commit(&self) {
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("offsets committed"),
-            // Nothing stored since the last auto-commit is not a failure.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::NoOffset,
-            )) => {}
-            Err(error) => tracing::warn!(%error, "final offset commit failed"),
         }
     }
 
@@ -395,10 +408,10 @@ impl Ingest {
             let channels: Vec<&str> = route
                 .map(|r| r.iter().map(String::as_str).collect())
                 .unwrap_or_default();
-            self.dispatcher.dispatch_to(notification, &channels);
+            self.deliveries.notify(notification, &channels);
         }
         for trigger in outputs.retrains {
-            self.publish_retrain(trigger);
+            self.deliveries.retrain(trigger);
         }
     }
 
@@ -421,47 +434,6 @@ impl Ingest {
         self.shared
             .metrics
             .detection(&notification.model, delay_ms, episode.events);
-    }
-
-    fn publish_retrain(&self, trigger: RetrainTrigger) {
-        let Some(topic) = self.settings.retrain_topic.clone() else {
-            return;
-        };
-        let producer = self.producer.clone();
-        let metrics = Arc::clone(&self.shared.metrics);
-        let events = self.events.clone();
-        // Publishing waits for the broker's acknowledgement; it runs on its
-        // own task so a slow broker never holds up ingestion.
-        tokio::spawn(async move {
-            let payload = match serde_json::to_vec(&trigger) {
-                Ok(p) => p,
-                Err(error) => return tracing::error!(%error, "cannot serialise retraining trigger"),
-            };
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "idempotency-key",
-                value: Some(trigger.idempotency_key.as_str()),
-            });
-            let record = FutureRecord::to(&topic)
-                .key(&trigger.model)
-                .payload(&payload)
-                .headers(headers);
-            match producer.send(record, Duration::from_secs(30)).await {
-                Ok(delivery) => {
-                    metrics.retrain(&trigger.model, "published");
-                    tracing::info!(model = %trigger.model, key = %trigger.idempotency_key, "retraining trigger published");
-                    let _ = events.send(ServiceEvent::RetrainPublished {
-                        model: trigger.model.clone(),
-                        idempotency_key: trigger.idempotency_key.clone(),
-                        partition: delivery.partition,
-                        offset: delivery.offset,
-                    });
-                }
-                Err((error, _)) => {
-                    metrics.retrain(&trigger.model, "failed");
-                    tracing::error!(%error, model = %trigger.model, "retraining trigger not published");
-                }
-            }
-        });
     }
 
     /// Copies a message with a rejected event to the dead-letter topic,

@@ -8,12 +8,21 @@
 //! | [`ingest`] | the loop: consume, decode, apply, hand decisions on, store offsets |
 //! | [`setup`] | turning configuration into monitor settings, baselines and channels |
 //! | [`baselines`] | baseline files per model version: load, reload on change, install from the API |
+//! | [`checkpointer`] | when checkpoints are taken, what a start restores, the group offset commit |
+//! | [`deliveries`] | the durable outbox in front of the dispatcher and the retrain producer |
+//!
+//! Start: load baselines, restore the checkpoint (monitor state and the
+//! partition positions it reflects), open the outbox and resend what it
+//! holds, then consume from the restored positions.
 //!
 //! Shutdown order (SIGTERM or Ctrl-C): stop fetching, finish the message in
-//! hand, commit offsets, flush deliveries until the deadline, stop HTTP. A
-//! second signal exits at once.
+//! hand, write a last checkpoint and commit its offsets, flush deliveries
+//! until the deadline (what is left stays in the outbox for the next
+//! start), stop HTTP. A second signal exits at once.
 
 pub mod baselines;
+pub mod checkpointer;
+pub mod deliveries;
 pub mod ingest;
 pub mod kafka;
 pub mod setup;
@@ -104,7 +113,11 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     let metrics =
         Arc::new(Metrics::with_export(&config.telemetry).context("setting up OTLP export")?);
     let readiness = Arc::new(Readiness::default());
-    let (monitor, baseline_files) = setup::build_monitor(&config).context("loading baselines")?;
+    let (mut monitor, baseline_files) =
+        setup::build_monitor(&config).context("loading baselines")?;
+    let positions = Arc::new(checkpointer::restore(&config.checkpoint, &mut monitor)?);
+    let (outbox, pending) = crate::state::Outbox::open(&config.checkpoint.dir)?;
+    let outbox = Arc::new(outbox);
     let baseline_files = Arc::new(baseline_files);
     readiness.baselines_loaded.store(true, Ordering::Relaxed);
     let dispatcher = Arc::new(setup::build_dispatcher(&config).context("building alert channels")?);
@@ -133,6 +146,7 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
     let context = kafka::MonitorContext {
         readiness: Arc::clone(&readiness),
         metrics: Arc::clone(&metrics),
+        positions: Arc::clone(&positions),
     };
     let consumer =
         kafka::consumer(&config.kafka, context).context("creating the Kafka consumer")?;
@@ -170,21 +184,42 @@ pub async fn run(config: Config, handles: Handles) -> anyhow::Result<()> {
         }
     });
 
+    let settings = setup::ingest_settings(&config);
+    let deliveries = deliveries::Deliveries {
+        dispatcher: Arc::clone(&dispatcher),
+        outbox: Arc::clone(&outbox),
+        producer: producer.clone(),
+        retrain_topic: settings.retrain_topic.clone(),
+        metrics: Arc::clone(&metrics),
+        events: handles.events.clone(),
+    };
+    let settler_stop = CancellationToken::new();
+    let settler = deliveries.spawn_settler(settler_stop.clone());
+    metrics.observe_outbox(Arc::clone(&outbox));
+    deliveries.resend(pending);
+
     let ingest = ingest::Ingest {
         consumer,
         producer: producer.clone(),
         shared: shared.clone(),
-        dispatcher: Arc::clone(&dispatcher),
+        deliveries,
+        positions,
         events: handles.events.clone(),
-        settings: setup::ingest_settings(&config),
+        settings,
     };
-    ingest.run(handles.shutdown.clone()).await;
+    let checkpoints = checkpointer::Checkpointer::new(&config.checkpoint, Arc::clone(&outbox));
+    ingest.run(checkpoints, handles.shutdown.clone()).await;
     reloader_stop.cancel();
     if let Some(reloader) = reloader {
         let _ = reloader.await;
     }
 
     shut_down(&config, &dispatcher, &producer, http_stop, http).await;
+    settler_stop.cancel();
+    let _ = settler.await;
+    if let Err(error) = outbox.compact() {
+        tracing::warn!(%error, "outbox compaction at shutdown failed");
+    }
     latency.abort();
     metrics.shutdown().await;
     Ok(())
@@ -213,7 +248,8 @@ fn record_delivery_latency(
     })
 }
 
-/// The ordered drain after ingestion stopped (offsets already committed).
+/// The ordered drain after ingestion stopped (checkpoint written, offsets
+/// committed).
 async fn shut_down(
     config: &Config,
     dispatcher: &Dispatcher,

@@ -105,6 +105,17 @@ pub mod names {
     /// Time from queueing a notification to its delivery, per `channel`
     /// (`driftwarden_alert_delivery_duration_seconds`).
     pub const DELIVERY_DURATION: &str = "driftwarden.alert.delivery.duration";
+    /// Checkpoints written, per `outcome` (`written`, `failed`)
+    /// (`driftwarden_checkpoints_total`).
+    pub const CHECKPOINTS: &str = "driftwarden.checkpoints";
+    /// Time to encode and durably write one checkpoint
+    /// (`driftwarden_checkpoint_duration_seconds`).
+    pub const CHECKPOINT_DURATION: &str = "driftwarden.checkpoint.duration";
+    /// Size of the latest checkpoint written (`driftwarden_checkpoint_bytes`).
+    pub const CHECKPOINT_SIZE: &str = "driftwarden.checkpoint.size";
+    /// Deliveries in the durable outbox not yet acknowledged, notifications
+    /// per channel and retraining triggers (`driftwarden_outbox_pending`).
+    pub const OUTBOX_PENDING: &str = "driftwarden.outbox.pending";
 }
 
 /// Histogram bucket boundaries chosen for each quantity (seconds unless
@@ -129,6 +140,10 @@ pub mod buckets {
         10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 25000.0, 50000.0,
         100000.0,
     ];
+    /// Writing a checkpoint.
+    pub const CHECKPOINT: &[f64] = &[
+        1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ];
     /// Delivering a notification, queue wait and retries included.
     pub const DELIVERY: &[f64] = &[
         1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -148,6 +163,9 @@ pub struct Metrics {
     retrains: Counter<u64>,
     dead_letters: Counter<u64>,
     baseline_reloads: Counter<u64>,
+    checkpoints: Counter<u64>,
+    checkpoint_duration: Histogram<f64>,
+    checkpoint_size: Arc<std::sync::atomic::AtomicU64>,
     processing: Histogram<f64>,
     event_lag: Histogram<f64>,
     detection_delay: Histogram<f64>,
@@ -309,7 +327,33 @@ impl Metrics {
                     .collect::<Vec<_>>()
             }
         );
+        let checkpoint_size: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let size = Arc::clone(&checkpoint_size);
+        let size_gauge = observed!(
+            meter.u64_observable_gauge(names::CHECKPOINT_SIZE),
+            "By",
+            "Size of the latest checkpoint written.",
+            move || {
+                let bytes = size.load(std::sync::atomic::Ordering::Relaxed);
+                if bytes == 0 {
+                    Vec::new()
+                } else {
+                    vec![(bytes, Vec::new())]
+                }
+            }
+        );
         Metrics {
+            checkpoints: counter(
+                names::CHECKPOINTS,
+                "{checkpoint}",
+                "Checkpoints, by outcome (written, failed).",
+            ),
+            checkpoint_duration: seconds(
+                names::CHECKPOINT_DURATION,
+                "Time to encode and durably write one checkpoint.",
+                buckets::CHECKPOINT,
+            ),
+            checkpoint_size,
             events_consumed: counter(
                 names::EVENTS_CONSUMED,
                 "{event}",
@@ -365,7 +409,7 @@ impl Metrics {
                 buckets::DELIVERY,
             ),
             consumer_lag,
-            observers: Mutex::new(vec![Box::new(lag_gauge)]),
+            observers: Mutex::new(vec![Box::new(lag_gauge), Box::new(size_gauge)]),
             latencies: Latencies::default(),
             processing_attributes: [
                 KeyValue::new("messaging.system", "kafka"),
@@ -470,6 +514,38 @@ impl Metrics {
                 map.insert((topic.to_owned(), partition), lag);
             }
         }
+    }
+
+    /// Counts a checkpoint that was written (with its size and the time
+    /// it took) or failed.
+    pub fn checkpoint(&self, outcome: Result<(u64, std::time::Duration), ()>) {
+        let label = match outcome {
+            Ok((bytes, elapsed)) => {
+                self.checkpoint_size
+                    .store(bytes, std::sync::atomic::Ordering::Relaxed);
+                self.checkpoint_duration.record(elapsed.as_secs_f64(), &[]);
+                "written"
+            }
+            Err(()) => "failed",
+        };
+        self.checkpoints.add(1, &[KeyValue::new("outcome", label)]);
+    }
+
+    /// Observes the durable outbox's pending deliveries per channel.
+    pub fn observe_outbox(&self, outbox: Arc<crate::state::Outbox>) {
+        let gauge = observed!(
+            self.meter.u64_observable_gauge(names::OUTBOX_PENDING),
+            "{delivery}",
+            "Deliveries in the durable outbox not yet acknowledged.",
+            move || {
+                outbox
+                    .pending_by_channel()
+                    .into_iter()
+                    .map(|(channel, n)| (n, vec![KeyValue::new("channel", channel)]))
+                    .collect::<Vec<_>>()
+            }
+        );
+        lock(&self.observers).push(Box::new(gauge));
     }
 
     /// Records a drift episode's detection delay.

@@ -9,9 +9,13 @@
 //!   binary; otherwise the script is run (it returns the cached binary
 //!   after the first build).
 //!
+//! Include it, with `support/service.rs` beside it, from a test target:
+//!
 //! ```ignore
 //! #[path = "support/backends.rs"]
 //! mod backends;
+//! #[path = "support/service.rs"]
+//! mod service;
 //! ```
 
 #![allow(dead_code)]
@@ -23,14 +27,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the child).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::service::free_port;
 
 /// Waits until something accepts connections on `port`.
 async fn wait_listening(port: u16, child: &mut Child, what: &str, log: &Path) {

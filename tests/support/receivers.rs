@@ -85,7 +85,13 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on 127.0.0.1 with a free port.
     pub async fn start(behaviour: Behaviour) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::start_at(0, behaviour).await
+    }
+
+    /// Starts a receiver on 127.0.0.1:`port` (0: a free one), e.g. to
+    /// bring back a receiver that was down at a known address.
+    pub async fn start_at(port: u16, behaviour: Behaviour) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             behaviour,

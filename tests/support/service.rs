@@ -49,6 +49,16 @@ impl Drop for Scratch {
     }
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released for a child process
+/// or a backend to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The sample model's baseline, with a prediction that does not follow the
 /// drifting inputs (so tests can count exactly which features drift).
 pub fn sample_baseline(dir: &Path, rows: usize) -> (Baseline, PathBuf) {
@@ -68,9 +78,99 @@ pub fn test_plan() -> DriftPlan {
     }
 }
 
+/// The service's HTTP API, for a service in this process ([`Running`]) or
+/// a child process (`support/process.rs`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Api {
+    /// GET a JSON document from the API.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// GET text from the API.
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Events applied for `model`, from the API.
+    pub async fn events_applied(&self, model: &str) -> u64 {
+        let status = self.get_json(&format!("/api/v1/models/{model}")).await;
+        status["events"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the API reports `n` events applied for `model`.
+    pub async fn wait_applied(&self, model: &str, n: u64, within: Duration) {
+        self.wait_applied_or(model, n, within, &String::new).await
+    }
+
+    /// [`Self::wait_applied`], with `explain()` added to the failure (a
+    /// child's log, say).
+    pub async fn wait_applied_or(
+        &self,
+        model: &str,
+        n: u64,
+        within: Duration,
+        explain: &dyn Fn() -> String,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let applied = self.events_applied(model).await;
+            if applied >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {applied} of {n} events applied within {within:?}\n{}",
+                explain()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The sum of the Prometheus samples of the family `name` that carry
+    /// every label pair of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        sample(&self.get_text("/metrics").await, name, labels)
+    }
+}
+
+/// The sum of the samples of `name` in a Prometheus exposition that carry
+/// every label pair of `labels`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (family, rest) = series.split_once('{').unwrap_or((series, ""));
+            let all = family == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            all.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
 /// A running service.
 pub struct Running {
     pub address: SocketAddr,
+    /// Its HTTP API (also reached through `Deref`).
+    pub api: Api,
     pub events: broadcast::Receiver<ServiceEvent>,
     pub handles: Handles,
     pub task: JoinHandle<anyhow::Result<()>>,
@@ -78,9 +178,18 @@ pub struct Running {
 
 impl Running {
     /// Starts the service with the configuration text `toml` (written to
-    /// `dir`) and waits until its API listens.
+    /// `dir`) and waits until its API listens. Without a `[checkpoint]`
+    /// section, checkpoints go to `dir/state`, so that tests never share
+    /// (or restore) each other's state.
     pub async fn start(dir: &Path, toml: &str) -> Running {
         let path = dir.join("driftwarden.toml");
+        let mut toml = toml.to_string();
+        if !toml.contains("[checkpoint]") {
+            toml.push_str(&format!(
+                "\n[checkpoint]\ndir = \"{}\"\n",
+                dir.join("state").display()
+            ));
+        }
         std::fs::write(&path, toml).unwrap();
         let config = driftwarden::config::load(Some(&path), std::iter::empty(), &[])
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
@@ -103,51 +212,12 @@ impl Running {
         };
         Running {
             address,
+            api: Api {
+                base: format!("http://{address}"),
+            },
             events,
             handles,
             task,
-        }
-    }
-
-    /// GET a JSON document from the API.
-    pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("http://{}{path}", self.address))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// GET text from the API.
-    pub async fn get_text(&self, path: &str) -> String {
-        reqwest::get(format!("http://{}{path}", self.address))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    /// Events applied for `model`, from the API.
-    pub async fn events_applied(&self, model: &str) -> u64 {
-        let status = self.get_json(&format!("/api/v1/models/{model}")).await;
-        status["events"].as_u64().unwrap_or(0)
-    }
-
-    /// Waits until the API reports `n` events applied for `model`.
-    pub async fn wait_applied(&self, model: &str, n: u64, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let applied = self.events_applied(model).await;
-            if applied >= n {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {applied} of {n} events applied within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -155,6 +225,14 @@ impl Running {
     pub async fn stop(self) {
         self.handles.shutdown.cancel();
         self.task.await.unwrap().unwrap();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 
@@ -233,7 +311,6 @@ bootstrap_servers = "{bootstrap}"
 group_id = "{group}"
 prediction_topics = ["{topic}"]
 retrain_topic = "{retrain}"
-commit_interval = "500ms"
 {extra_kafka}
 
 [monitor]

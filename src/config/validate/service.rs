@@ -94,7 +94,6 @@ impl Checker {
             Some(name) => self.topic("kafka.dead_letter_topic", name).map(Some),
         };
         let retrain_topic = self.topic("kafka.retrain_topic", &raw.retrain_topic);
-        let commit_interval = self.positive("kafka.commit_interval", raw.commit_interval);
         let max_message_bytes = self.message_bytes(raw.max_message_bytes);
         let properties_ok = self.properties(&raw);
 
@@ -105,7 +104,6 @@ impl Checker {
             label_topics: label_topics?,
             dead_letter_topic: dead_letter_topic?,
             retrain_topic: retrain_topic?,
-            commit_interval: commit_interval?,
             max_message_bytes: max_message_bytes?,
             auto_offset_reset: raw.auto_offset_reset,
             properties: raw.properties,
