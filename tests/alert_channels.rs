@@ -453,6 +453,42 @@ fn assert_message(raw: &[u8], n: &Notification) {
     assert!(!html.contains("<b>plan</b>"), "{html}");
 }
 
+/// A mail server answering 4xx (here 452, insufficient storage) is retried
+/// with back-off until it accepts; the mail arrives once.
+#[tokio::test]
+async fn an_smtp_server_answering_4xx_is_retried_until_it_accepts() {
+    let server = SmtpServer::start(SmtpOptions {
+        transient_failures: 2,
+        ..SmtpOptions::default()
+    })
+    .await;
+    let dispatcher = Dispatcher::builder()
+        .channel(
+            EmailChannel::new(
+                &email_config(&server, vec!["oncall@example.com".into()]),
+                None,
+            )
+            .unwrap(),
+        )
+        .retry(fast_retry(5))
+        .build()
+        .unwrap();
+    let mut outcomes = dispatcher.subscribe();
+    let n = notification(&["age", "<b>plan</b>"], 1);
+
+    dispatcher.dispatch(n.clone());
+    let outcome = next_outcome(&mut outcomes).await;
+
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(outcome.attempts, 3, "two 452 answers, then accepted");
+    let mails = server.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    assert_message(&mails[0].data, &n);
+
+    shut_down(dispatcher).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_rejected_recipient_is_a_final_failure() {
     let server = SmtpServer::start(SmtpOptions {

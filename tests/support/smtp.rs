@@ -36,6 +36,9 @@ pub struct SmtpOptions {
     pub login: Option<(String, String)>,
     /// Answer 550 to `RCPT TO` for this address.
     pub reject_recipient: Option<String>,
+    /// Answer 452 (insufficient storage, a transient 4xx) to the first
+    /// this many `RCPT TO` commands, then accept.
+    pub transient_failures: usize,
 }
 
 /// One message the server accepted.
@@ -53,6 +56,8 @@ pub struct ReceivedMail {
 
 struct Shared {
     options: SmtpOptions,
+    /// `RCPT TO` commands answered so far.
+    recipients_seen: std::sync::atomic::AtomicUsize,
     mails: Mutex<Vec<ReceivedMail>>,
     arrived: Notify,
 }
@@ -72,6 +77,7 @@ impl SmtpServer {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             options,
+            recipients_seen: std::sync::atomic::AtomicUsize::new(0),
             mails: Mutex::new(Vec::new()),
             arrived: Notify::new(),
         });
@@ -202,6 +208,13 @@ impl Collector {
 
 impl Handler for Collector {
     fn rcpt(&mut self, to: &str) -> Response {
+        let seen = self
+            .shared
+            .recipients_seen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if seen < self.shared.options.transient_failures {
+            return response::OUT_OF_SPACE;
+        }
         match &self.shared.options.reject_recipient {
             Some(rejected) if rejected == to => response::NO_MAILBOX,
             _ => response::OK,
