@@ -296,8 +296,20 @@ async fn a_million_messages_survive_ten_sigkills_and_bad_ones_are_counted_by_rea
     targets.sort_unstable();
     let mut targets = targets.into_iter();
     for kill in 0..KILLS {
+        let spawned = std::time::Instant::now();
         let running = ServiceProcess::start(&config, port, &log).await;
         if kill % 2 == 0 {
+            // The restart time: from spawning the process (which restores
+            // the checkpoint before its API answers) to the first event
+            // consumed after the restored ones.
+            let restored = running.events_applied("churn").await;
+            running
+                .wait_applied("churn", restored + 1, Duration::from_secs(60))
+                .await;
+            eprintln!(
+                "restart {kill}: {restored} events restored, consuming {:?} after spawn",
+                spawned.elapsed()
+            );
             let target = targets.next().unwrap();
             running
                 .wait_applied("churn", target, Duration::from_secs(600))
