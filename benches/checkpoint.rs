@@ -77,6 +77,7 @@ fn snapshot(monitor: &Monitor) -> Checkpoint {
             partition: 0,
             next_offset: EVENTS as i64,
         }],
+        calibrations: monitor.calibrations(),
     }
 }
 

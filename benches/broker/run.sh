@@ -8,7 +8,9 @@
 # Prints the rate over the whole topic and over the part after the first
 # full windows (the calibration of the thresholds runs once, at the first
 # full window, and is excluded there), wall clock and the service's CPU
-# time. Starts and stops its own broker under target/.
+# time, then the rate of `driftwarden replay` over the same file on the same
+# core and the ratio of the two. Starts and stops its own broker under
+# target/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 events="${1:-200000}"
@@ -91,10 +93,22 @@ if [[ -n "$perf_pid" ]]; then
     echo "profile: $work/perf.data" >&2
 fi
 
+# The same events through `driftwarden replay` on the same core, in the same
+# run: what the monitor and decoding alone manage here, calibration included
+# as in the whole-topic rate above, so the ratio shows what consuming from
+# the broker costs.
+kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null || true
+service_pid=""
+replay_start=$(date +%s.%N)
+taskset -c 0 "$target/release/driftwarden" replay --config "$work/driftwarden.toml" \
+    --timeline-only "$work/events.jsonl" >"$work/replay.log" 2>&1
+replay_end=$(date +%s.%N)
+
 python3 - "$events" "$first" "$first_cpu" "$start" "$start_cpu" "$start_events" "$end" "$end_cpu" \
-    "$produce_start" "$produce_end" <<'PY'
+    "$produce_start" "$produce_end" "$replay_start" "$replay_end" <<'PY'
 import sys
-events, first, first_cpu, start, start_cpu, start_events, end, end_cpu, p0, p1 = map(float, sys.argv[1:])
+(events, first, first_cpu, start, start_cpu, start_events, end, end_cpu, p0, p1,
+ r0, r1) = map(float, sys.argv[1:])
 whole = events / (end - first)
 steady = (events - start_events) / (end - start)
 cpu_steady = (end_cpu - start_cpu) / (events - start_events)
@@ -103,4 +117,7 @@ print(f"consumed + monitored, whole topic:           {whole:>10,.0f} events/s (w
 print(f"consumed + monitored, after {start_events:,.0f} events: {steady:>10,.0f} events/s (wall)")
 print(f"service CPU time after that:                {cpu_steady * 1e6:>10.2f} us/event "
       f"({1 / cpu_steady:,.0f} events per CPU second)")
+replay = events / (r1 - r0)
+print(f"driftwarden replay of the same file, same core: {replay:>7,.0f} events/s (wall, calibration and start-up included)")
+print(f"broker whole topic / replay:                {whole / replay:>10.2f}")
 PY

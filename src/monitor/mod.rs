@@ -32,6 +32,7 @@ use crate::alert::Notification;
 use crate::baseline::Baseline;
 use crate::event::{Event, FeatureLayout, LabelEvent};
 use crate::stats::StatsError;
+use crate::stats::calibration::Calibration;
 
 pub use lifecycle::Persistence;
 pub use model::{ModelMonitor, ModelStatus};
@@ -344,6 +345,18 @@ impl Monitor {
     /// Saved state of every model and version.
     pub fn states(&self) -> Vec<ModelState> {
         self.monitors().map(ModelMonitor::state).collect()
+    }
+
+    /// The threshold calibrations computed so far, for a checkpoint.
+    pub fn calibrations(&self) -> Vec<Calibration> {
+        self.thresholds.calibrations()
+    }
+
+    /// Adds calibrations from a checkpoint, so that a restarted monitor
+    /// does not simulate them again (the same request and seed give the
+    /// same calibration, so verdicts are unchanged).
+    pub fn add_calibrations(&mut self, calibrations: impl IntoIterator<Item = Calibration>) {
+        self.thresholds.add_calibrations(calibrations);
     }
 
     /// The decoding layout for events of a model (and version), if

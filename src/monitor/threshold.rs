@@ -87,6 +87,22 @@ impl Thresholds {
         self.calibrations.get_or_calibrate(&request).cloned()
     }
 
+    /// Every calibration computed so far (a checkpoint keeps them: each
+    /// takes seconds of simulation, and a restart would otherwise pay it
+    /// again at its first full window).
+    pub fn calibrations(&self) -> Vec<Calibration> {
+        self.calibrations.iter().cloned().collect()
+    }
+
+    /// Adds calibrations computed earlier (from a checkpoint). One made
+    /// with another seed is kept under its own request and never matches
+    /// this monitor's, so a changed seed calibrates afresh.
+    pub fn add_calibrations(&mut self, calibrations: impl IntoIterator<Item = Calibration>) {
+        for calibration in calibrations {
+            self.calibrations.insert(calibration);
+        }
+    }
+
     /// KS critical value numerator (over n·m) at level `alpha`.
     pub fn ks_critical(&mut self, n: u64, m: u64, alpha: f64) -> Result<u64, StatsError> {
         self.ks_critical_with(n, m, alpha, Method::Auto)
@@ -156,6 +172,29 @@ pub fn bh_rejects(rank: &[Option<usize>]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibrations_added_from_a_checkpoint_are_used_instead_of_simulating_again() {
+        let mut first = Thresholds::new(7);
+        let computed = first.calibration(40, 80, 1, 1_000, 2).expect("calibrates");
+        assert_eq!(first.calibrations(), vec![computed.clone()]);
+
+        // Marked, so that a fresh simulation could not produce it.
+        let mut restored = computed.clone();
+        restored.d_scaled += 1;
+        let mut second = Thresholds::new(7);
+        second.add_calibrations([restored.clone()]);
+        assert_eq!(second.calibration(40, 80, 1, 1_000, 2), Ok(restored));
+
+        // Another seed is another request: simulated afresh.
+        let mut other_seed = Thresholds::new(8);
+        other_seed.add_calibrations([computed.clone()]);
+        let fresh = other_seed
+            .calibration(40, 80, 1, 1_000, 2)
+            .expect("calibrates");
+        assert_eq!(fresh.request.seed, 8);
+        assert_eq!(other_seed.calibrations().len(), 2);
+    }
 
     /// BH from p-values, the textbook way, for comparison.
     fn bh_textbook(p: &[f64], alpha: f64) -> Vec<bool> {

@@ -50,6 +50,7 @@ pub fn restore(config: &CheckpointConfig, monitor: &mut Monitor) -> anyhow::Resu
         tracing::info!(dir = %config.dir.display(), "no checkpoint: starting with empty windows");
         return Ok(Positions::default());
     };
+    monitor.add_calibrations(checkpoint.calibrations.iter().cloned());
     let mut restored = 0;
     for state in &checkpoint.models {
         let version = state.model_version.as_deref();
@@ -69,6 +70,7 @@ pub fn restore(config: &CheckpointConfig, monitor: &mut Monitor) -> anyhow::Resu
         dir = %config.dir.display(),
         models = restored,
         partitions = checkpoint.offsets.len(),
+        calibrations = checkpoint.calibrations.len(),
         written_at_ms = checkpoint.written_at_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored from checkpoint"
@@ -179,15 +181,12 @@ impl Checkpointer {
 
 /// The checkpoint of the monitor and positions as they are now.
 fn snapshot(shared: &Shared, positions: &Positions) -> Checkpoint {
-    let models = shared
-        .monitor
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .states();
+    let monitor = shared.monitor.lock().unwrap_or_else(|e| e.into_inner());
     Checkpoint {
         written_at_ms: chrono::Utc::now().timestamp_millis(),
-        models,
+        models: monitor.states(),
         offsets: positions.snapshot(),
+        calibrations: monitor.calibrations(),
     }
 }
 

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::monitor::ModelState;
+use crate::stats::calibration::Calibration;
 
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -49,6 +50,12 @@ pub struct Checkpoint {
     /// The next offset to read of every partition the state reflects: the
     /// state holds every event before it and none after.
     pub offsets: Vec<PartitionOffset>,
+    /// The threshold calibrations the monitor had computed: restored so
+    /// that a restart does not spend seconds simulating them again.
+    /// (Absent in checkpoints written before they were kept: those
+    /// calibrate afresh, with the same result.)
+    #[serde(default)]
+    pub calibrations: Vec<Calibration>,
 }
 
 /// The next offset to consume of one partition.
@@ -234,6 +241,7 @@ mod tests {
                 partition: 3,
                 next_offset: 42,
             }],
+            calibrations: Vec::new(),
         }
     }
 

@@ -677,6 +677,11 @@ impl CalibrationCache {
         self.entries.insert(calibration.request, calibration);
     }
 
+    /// Every cached calibration, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Calibration> {
+        self.entries.values()
+    }
+
     /// Number of cached calibrations.
     pub fn len(&self) -> usize {
         self.entries.len()
