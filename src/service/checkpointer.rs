@@ -1,8 +1,11 @@
 //! When checkpoints are taken, and what a start restores from one.
 //!
-//! The ingestion loop owns a [`Checkpointer`]. After each applied message
-//! it asks whether a checkpoint is due (every `interval_events` events or
-//! `interval`, whichever comes first). Taking one copies the monitor's
+//! The ingestion loop owns a [`Checkpointer`] and calls it after each
+//! message ([`Checkpointer::after_message`], which counts events towards
+//! `interval_events`) and on its flush tick ([`Checkpointer::on_tick`],
+//! which also checks `interval`: the clock is read a few times a second,
+//! not per message, so `interval` is honoured to within a tick). Taking one
+//! copies the monitor's
 //! state and the applied positions between two messages, so the state
 //! holds every event before those positions and none after; encoding and
 //! the durable write run on a blocking thread while ingestion goes on.
@@ -113,25 +116,50 @@ impl Checkpointer {
         }
     }
 
-    /// Notes a handled message and counts its applied events towards the
-    /// next checkpoint.
+    /// After a handled message that applied `events` events: completes a
+    /// finished write, and starts a checkpoint if `interval_events` have
+    /// been applied since the last one.
     #[inline]
-    pub fn handled(&mut self, events: u64) {
+    pub fn after_message(
+        &mut self,
+        events: u64,
+        shared: &Shared,
+        positions: &Positions,
+        consumer: &StreamConsumer<MonitorContext>,
+    ) {
         self.events_since += events;
+        // Even a message whose events were all rejected moved its
+        // partition's position, which the next checkpoint must save.
         self.dirty = true;
+        self.poll(shared, consumer);
+        if self.events_since >= self.every_events && self.can_start() {
+            self.start(shared, positions);
+        }
     }
 
-    /// Whether a checkpoint is due (and none is being written).
-    #[inline]
-    pub fn due(&self) -> bool {
-        (self.events_since >= self.every_events || self.last.elapsed() >= self.every)
-            && self.dirty
-            && self.in_flight.is_none()
+    /// On the loop's flush tick: completes a finished write, and starts a
+    /// checkpoint if `interval` has passed since the last one.
+    pub fn on_tick(
+        &mut self,
+        shared: &Shared,
+        positions: &Positions,
+        consumer: &StreamConsumer<MonitorContext>,
+    ) {
+        self.poll(shared, consumer);
+        let due = self.events_since >= self.every_events || self.last.elapsed() >= self.every;
+        if due && self.can_start() {
+            self.start(shared, positions);
+        }
+    }
+
+    /// Something to save, and no write in flight.
+    fn can_start(&self) -> bool {
+        self.dirty && self.in_flight.is_none()
     }
 
     /// Starts a checkpoint of the monitor as it is now: the state is copied
     /// here, between two messages; the write happens on a blocking thread.
-    pub fn start(&mut self, shared: &Shared, positions: &Positions) {
+    fn start(&mut self, shared: &Shared, positions: &Positions) {
         let checkpoint = snapshot(shared, positions);
         self.events_since = 0;
         self.dirty = false;
@@ -147,7 +175,7 @@ impl Checkpointer {
 
     /// Completes a finished write, if any: metrics, readiness, and the
     /// group offset commit. Cheap when nothing has finished.
-    pub fn poll(&mut self, shared: &Shared, consumer: &StreamConsumer<MonitorContext>) {
+    fn poll(&mut self, shared: &Shared, consumer: &StreamConsumer<MonitorContext>) {
         if self.in_flight.as_ref().is_some_and(JoinHandle::is_finished)
             && let Some(handle) = self.in_flight.take()
         {
@@ -213,19 +241,12 @@ fn finish(
     consumer: &StreamConsumer<MonitorContext>,
     mode: CommitMode,
 ) {
-    let written = match joined {
-        Ok(written) => written,
-        Err(error) => {
-            tracing::error!(%error, "checkpoint task failed");
-            shared.metrics.checkpoint(Err(()));
-            shared
-                .readiness
-                .checkpoint_failing
-                .store(true, Ordering::Relaxed);
-            return;
-        }
+    // A write task that panicked is a write that failed.
+    let (offsets, result) = match joined {
+        Ok(written) => (written.offsets, written.result),
+        Err(error) => (Vec::new(), Err(std::io::Error::other(error))),
     };
-    match written.result {
+    match result {
         Ok((bytes, elapsed)) => {
             shared.metrics.checkpoint(Ok((bytes, elapsed)));
             if shared
@@ -240,7 +261,7 @@ fn finish(
                 elapsed_ms = elapsed.as_millis() as u64,
                 "checkpoint written"
             );
-            commit(consumer, &written.offsets, mode);
+            commit(consumer, &offsets, mode);
         }
         Err(error) => {
             tracing::error!(%error, "checkpoint could not be written; monitoring continues, \

@@ -59,7 +59,7 @@ impl Deliveries {
         }
         for (channel, new) in channels.iter().zip(admitted) {
             if new {
-                self.queue(notification.clone(), channel);
+                self.queue(notification.clone(), channel, &key);
             } else {
                 tracing::debug!(
                     channel,
@@ -70,11 +70,12 @@ impl Deliveries {
         }
     }
 
-    fn queue(&self, notification: Notification, channel: &str) {
-        let key = notification.idempotency_key();
+    /// Queues `notification` (whose idempotency key is `key`) on `channel`;
+    /// one the full queue refuses is settled as dropped.
+    fn queue(&self, notification: Notification, channel: &str, key: &str) {
         let dispatched = self.dispatcher.dispatch_to(notification, &[channel]);
         if dispatched.dropped > 0
-            && let Err(error) = self.outbox.settle(channel, &key, Settlement::Dropped)
+            && let Err(error) = self.outbox.settle(channel, key, Settlement::Dropped)
         {
             tracing::warn!(%error, "outbox write failed");
         }
@@ -110,7 +111,9 @@ impl Deliveries {
         );
         for entry in pending {
             match entry.item {
-                Item::Notification(notification) => self.queue(notification, &entry.channel),
+                Item::Notification(notification) => {
+                    self.queue(notification, &entry.channel, &entry.key)
+                }
                 Item::Retrain(trigger) => self.publish(trigger),
             }
         }

@@ -173,10 +173,7 @@ impl Ingest {
                 // Before `recv`, which is always ready under load.
                 _ = flush.tick() => {
                     self.flush(&mut batch);
-                    checkpointer.poll(&self.shared, &self.consumer);
-                    if checkpointer.due() {
-                        checkpointer.start(&self.shared, &self.positions);
-                    }
+                    checkpointer.on_tick(&self.shared, &self.positions, &self.consumer);
                     continue;
                 }
                 message = self.consumer.recv() => message,
@@ -211,11 +208,12 @@ impl Ingest {
                     if let Err(error) = self.consumer.store_offset_from_message(&message) {
                         tracing::warn!(%error, "could not store offset");
                     }
-                    checkpointer.handled(events);
-                    checkpointer.poll(&self.shared, &self.consumer);
-                    if checkpointer.due() {
-                        checkpointer.start(&self.shared, &self.positions);
-                    }
+                    checkpointer.after_message(
+                        events,
+                        &self.shared,
+                        &self.positions,
+                        &self.consumer,
+                    );
                     if applied >= next_report {
                         next_report = applied + PROGRESS_EVERY;
                         let _ = self.events.send(ServiceEvent::Progress { events: applied });

@@ -62,16 +62,6 @@ pub enum Item {
     Retrain(RetrainTrigger),
 }
 
-impl Item {
-    /// The idempotency key receivers see.
-    pub fn key(&self) -> String {
-        match self {
-            Item::Notification(n) => n.idempotency_key(),
-            Item::Retrain(t) => t.idempotency_key.clone(),
-        }
-    }
-}
-
 /// One pending delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -108,6 +98,31 @@ enum Line {
         key: String,
         outcome: Settlement,
     },
+}
+
+impl Line {
+    fn pending(entry: &Entry) -> Line {
+        Line::Pending {
+            channel: entry.channel.clone(),
+            key: entry.key.clone(),
+            item: entry.item.clone(),
+        }
+    }
+
+    fn settled((channel, key): &Slot, outcome: Settlement) -> Line {
+        Line::Settled {
+            channel: channel.clone(),
+            key: key.clone(),
+            outcome,
+        }
+    }
+
+    /// Appends the line's JSON and its newline to `text`.
+    fn write_to(&self, text: &mut Vec<u8>) -> io::Result<()> {
+        serde_json::to_writer(&mut *text, self).map_err(io::Error::other)?;
+        text.push(b'\n');
+        Ok(())
+    }
 }
 
 type Slot = (String, String);
@@ -248,15 +263,8 @@ impl Outbox {
                 admitted.push(false);
                 continue;
             }
-            let line = Line::Pending {
-                channel: entry.channel.clone(),
-                key: entry.key.clone(),
-                item: entry.item.clone(),
-            };
-            if let Err(error) = serde_json::to_writer(&mut text, &line) {
+            if let Err(error) = Line::pending(&entry).write_to(&mut text) {
                 tracing::error!(%error, "outbox: cannot encode an entry");
-            } else {
-                text.push(b'\n');
             }
             let id = inner.next;
             inner.next += 1;
@@ -279,16 +287,12 @@ impl Outbox {
     /// crash means one repeated delivery, with the same key.
     pub fn settle(&self, channel: &str, key: &str, outcome: Settlement) -> io::Result<()> {
         let mut inner = self.lock();
-        if !inner.settle((channel.to_string(), key.to_string()), outcome) {
+        let slot = (channel.to_string(), key.to_string());
+        let mut text = Vec::new();
+        Line::settled(&slot, outcome).write_to(&mut text)?;
+        if !inner.settle(slot, outcome) {
             return Ok(());
         }
-        let line = Line::Settled {
-            channel: channel.to_string(),
-            key: key.to_string(),
-            outcome,
-        };
-        let mut text = serde_json::to_vec(&line).map_err(io::Error::other)?;
-        text.push(b'\n');
         inner.file.write_all(&text)
     }
 
@@ -312,22 +316,10 @@ impl Outbox {
         let mut inner = self.lock();
         let mut text = Vec::new();
         for (slot, outcome) in &inner.settled_order {
-            let line = Line::Settled {
-                channel: slot.0.clone(),
-                key: slot.1.clone(),
-                outcome: *outcome,
-            };
-            serde_json::to_writer(&mut text, &line).map_err(io::Error::other)?;
-            text.push(b'\n');
+            Line::settled(slot, *outcome).write_to(&mut text)?;
         }
         for entry in inner.pending.values() {
-            let line = Line::Pending {
-                channel: entry.channel.clone(),
-                key: entry.key.clone(),
-                item: entry.item.clone(),
-            };
-            serde_json::to_writer(&mut text, &line).map_err(io::Error::other)?;
-            text.push(b'\n');
+            Line::pending(entry).write_to(&mut text)?;
         }
         write_atomically(&self.dir, FILE_NAME, &text)?;
         inner.file = OpenOptions::new()
@@ -343,11 +335,11 @@ mod tests {
     use crate::alert::notification::empty_firing as notification;
 
     fn entry(channel: &str, sequence: u64) -> Entry {
-        let item = Item::Notification(notification(sequence));
+        let notification = notification(sequence);
         Entry {
             channel: channel.into(),
-            key: item.key(),
-            item,
+            key: notification.idempotency_key(),
+            item: Item::Notification(notification),
         }
     }
 
